@@ -1,0 +1,133 @@
+//! The admin API under `/_strata/admin/` (key management), served through s3s's custom route
+//! hook so that requests are SigV4-verified exactly like S3 requests; only the root key may
+//! use it. `_strata` is not a valid bucket name, so these paths never collide with S3.
+//!
+//! - `POST   /_strata/admin/keys?name=NAME` → `{"access_key": …, "secret_key": …, "name": …}`
+//! - `GET    /_strata/admin/keys`           → `[{"access_key": …, "name": …, "created_ms": …}]`
+//! - `DELETE /_strata/admin/keys/ID`        → 204, or 404 when no such key
+
+use http::{Method, StatusCode};
+use s3s::route::S3Route;
+use s3s::validation::NameValidation;
+use s3s::{s3_error, Body, S3Request, S3Response, S3Result};
+use serde::Serialize;
+
+use crate::store::MetaStore;
+
+pub const ADMIN_PREFIX: &str = "/_strata/admin/";
+
+/// AWS bucket-name rules, plus our reserved `_strata` so admin paths reach the route.
+pub struct StrataNames;
+
+impl NameValidation for StrataNames {
+    fn validate_bucket_name(&self, name: &str) -> bool {
+        name == crate::s3::RESERVED_BUCKET || s3s::path::check_bucket_name(name)
+    }
+}
+
+pub struct AdminRoute {
+    pub meta: MetaStore,
+    pub root_access_key: String,
+}
+
+#[derive(Serialize)]
+pub struct KeyInfo {
+    pub access_key: String,
+    pub name: String,
+    pub created_ms: i64,
+}
+
+#[derive(Serialize)]
+pub struct NewKey {
+    pub access_key: String,
+    pub secret_key: String,
+    pub name: String,
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> S3Result<S3Response<Body>> {
+    let bytes = serde_json::to_vec(value).map_err(|e| crate::s3::errors::internal("admin json", e))?;
+    let mut resp = S3Response::with_status(Body::from(bytes), status);
+    resp.headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| urlencoding::decode(v).map(|s| s.into_owned()).unwrap_or_default())
+    })
+}
+
+#[async_trait::async_trait]
+impl S3Route for AdminRoute {
+    fn is_match(
+        &self,
+        _method: &Method,
+        uri: &http::Uri,
+        _headers: &http::HeaderMap,
+        _ext: &mut http::Extensions,
+    ) -> bool {
+        uri.path().starts_with(ADMIN_PREFIX)
+    }
+
+    async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        match &req.credentials {
+            Some(c) if c.access_key == self.root_access_key => Ok(()),
+            _ => Err(s3_error!(AccessDenied, "The admin API is for the root key only")),
+        }
+    }
+
+    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let path = req.uri.path().trim_start_matches(ADMIN_PREFIX).to_string();
+        let store_err = crate::s3::errors::store_error;
+        match (req.method.clone(), path.as_str()) {
+            (Method::POST, "keys") => {
+                let name = query_param(&req.uri, "name").filter(|n| !n.is_empty() && n.len() <= 128);
+                let Some(name) = name else {
+                    return Err(s3_error!(InvalidArgument, "name must be 1 to 128 characters"));
+                };
+                let (access_key, secret_key) = crate::auth::keys::create_key(&self.meta, &name)
+                    .map_err(|e| crate::s3::errors::internal("create key", e))?;
+                self.meta.durable().await.map_err(store_err)?;
+                tracing::info!(access_key = %access_key, name = %name, "access key created");
+                json(
+                    StatusCode::OK,
+                    &NewKey {
+                        access_key,
+                        secret_key,
+                        name,
+                    },
+                )
+            }
+            (Method::GET, "keys") => {
+                let keys: Vec<KeyInfo> = self
+                    .meta
+                    .keys()
+                    .map_err(store_err)?
+                    .into_iter()
+                    .map(|(access_key, k)| KeyInfo {
+                        access_key,
+                        name: k.name,
+                        created_ms: k.created_ms,
+                    })
+                    .collect();
+                json(StatusCode::OK, &keys)
+            }
+            (Method::DELETE, p) if p.starts_with("keys/") => {
+                let id = &p["keys/".len()..];
+                if !self.meta.delete_key(id).map_err(store_err)? {
+                    let mut e = s3_error!(InvalidArgument, "No such access key");
+                    e.set_status_code(StatusCode::NOT_FOUND);
+                    return Err(e);
+                }
+                self.meta.durable().await.map_err(store_err)?;
+                tracing::info!(access_key = %id, "access key deleted");
+                Ok(S3Response::with_status(Body::empty(), StatusCode::NO_CONTENT))
+            }
+            _ => Err(s3_error!(MethodNotAllowed, "Unknown admin operation")),
+        }
+    }
+}

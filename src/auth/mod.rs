@@ -1,0 +1,8 @@
+//! Who is asking and what they may do: principals and their keys ([`keys`]) and the single
+//! authorization decision for every request ([`access`]).
+
+pub mod access;
+pub mod keys;
+
+pub use access::Authorizer;
+pub use keys::{KeyAuth, RootKey};

@@ -1,0 +1,181 @@
+//! One `Config` for the server: built-in defaults < TOML file < `STRATA_*` env < flags.
+//! Every bound the server enforces is named here with its default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub region: String,
+    /// Base domain for virtual-hosted-style requests (`bucket.<domain>`); path style always works.
+    pub domain: Option<String>,
+    /// Accept AWS Signature Version 2. s3s checks no clock skew for it, so it is off by default.
+    pub allow_sigv2: bool,
+    /// `text` or `json` log lines.
+    pub log_format: String,
+    pub credentials: RootCredentials,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RootCredentials {
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest single PUT / part / POST upload (S3: 5 GiB).
+    pub max_object_size: u64,
+    /// Objects up to this size are stored inside their metadata record.
+    pub inline_max_bytes: usize,
+    /// Largest XML request body (CompleteMultipartUpload with 10,000 parts fits in 2 MiB).
+    pub max_xml_body_bytes: usize,
+    /// Total size of `x-amz-meta-*` names and values (S3: 2 KiB).
+    pub max_user_metadata_bytes: usize,
+    /// Time a client has to send complete request headers.
+    pub header_read_timeout_secs: u64,
+    /// Presigned URL / signed request clock skew allowance.
+    pub max_clock_skew_secs: u32,
+    /// Largest POST-form upload buffered in memory by s3s.
+    pub max_post_object_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_object_size: 5 * 1024 * 1024 * 1024,
+            inline_max_bytes: 16 * 1024,
+            max_xml_body_bytes: 4 * 1024 * 1024,
+            max_user_metadata_bytes: 2048,
+            header_read_timeout_secs: 30,
+            max_clock_skew_secs: 900,
+            max_post_object_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9000))),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            region: DEFAULT_REGION.to_string(),
+            domain: None,
+            allow_sigv2: false,
+            log_format: "text".to_string(),
+            credentials: RootCredentials::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Values given on the command line or through `STRATA_*` env vars (clap reads both;
+/// a flag wins over its env var).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub region: Option<String>,
+    pub domain: Option<String>,
+}
+
+impl Config {
+    /// Loads the TOML file (if any), then applies env/flag overrides and validates.
+    pub fn load(file: Option<&Path>, over: Overrides) -> anyhow::Result<Self> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str::<Config>(&text)
+                    .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = over.listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = over.data_dir {
+            cfg.data_dir = v;
+        }
+        if let Some(v) = over.region {
+            cfg.region = v;
+        }
+        if over.domain.is_some() {
+            cfg.domain = over.domain;
+        }
+        if let Ok(v) = std::env::var("STRATA_ROOT_ACCESS_KEY") {
+            cfg.credentials.access_key = Some(v);
+        }
+        if let Ok(v) = std::env::var("STRATA_ROOT_SECRET_KEY") {
+            cfg.credentials.secret_key = Some(v);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.region.is_empty() {
+            anyhow::bail!("region must not be empty");
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            anyhow::bail!("log_format must be \"text\" or \"json\"");
+        }
+        if self.credentials.access_key.is_some() != self.credentials.secret_key.is_some() {
+            anyhow::bail!("root credentials need both an access key and a secret key");
+        }
+        if self.limits.inline_max_bytes > 1024 * 1024 {
+            anyhow::bail!("limits.inline_max_bytes must be at most 1 MiB");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_are_overridden_by_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("strata.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9100\"\nregion = \"eu-west-1\"\n[limits]\ninline_max_bytes = 100\n",
+        )
+        .expect("write");
+        let cfg = Config::load(
+            Some(&path),
+            Overrides {
+                region: Some("us-west-2".into()),
+                ..Default::default()
+            },
+        )
+        .expect("load");
+        assert_eq!(cfg.listen.port(), 9100);
+        assert_eq!(cfg.region, "us-west-2");
+        assert_eq!(cfg.limits.inline_max_bytes, 100);
+        assert_eq!(cfg.limits.max_object_size, 5 * 1024 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("strata.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:9100\"\n").expect("write");
+        assert!(Config::load(Some(&path), Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Strata: a self-hosted, S3-compatible object store with image transforms built in.
+//! See ARCHITECTURE.md for the map of modules and how a request flows through them.
+
+pub mod admin;
+pub mod admin_client;
+pub mod auth;
+pub mod config;
+pub mod s3;
+pub mod server;
+pub mod store;
+pub mod util;

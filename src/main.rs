@@ -1,0 +1,346 @@
+//! The `strata` command line: parses arguments and calls into the library.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use strata::auth::keys::{self, RootSource};
+use strata::auth::RootKey;
+use strata::config::{Config, Overrides, DEFAULT_DATA_DIR};
+
+#[derive(Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Self-hosted S3-compatible object store with built-in image transforms"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the S3 server (defaults: 127.0.0.1:9000, data in ./data).
+    Serve(ServeArgs),
+    /// Manage access keys (principals).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Check the data dir offline: every object's blobs exist with the recorded size; remove
+    /// unreferenced blobs. Exits non-zero when problems are found.
+    Fsck(DataArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "STRATA_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory (metadata, blobs, cache).
+    #[arg(long = "data", env = "STRATA_DATA_DIR")]
+    data: Option<PathBuf>,
+    /// TOML config file; flags and STRATA_* env vars override its values.
+    #[arg(long, env = "STRATA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Region reported to clients and used for signature scope.
+    #[arg(long, env = "STRATA_REGION")]
+    region: Option<String>,
+    /// Base domain for virtual-hosted-style requests (bucket.DOMAIN). Path style always works.
+    #[arg(long, env = "STRATA_DOMAIN")]
+    domain: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// Data directory to open directly (only while no server is using it).
+    #[arg(long = "data", env = "STRATA_DATA_DIR")]
+    data: Option<PathBuf>,
+    /// TOML config file (for data_dir, listen and credentials).
+    #[arg(long, env = "STRATA_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct KeyTarget {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Talk to a running server's admin API instead of opening the data dir
+    /// (root credentials from STRATA_ROOT_ACCESS_KEY/STRATA_ROOT_SECRET_KEY, the config
+    /// file, or the data dir). Used automatically when the data dir is locked by a server.
+    #[arg(long, env = "STRATA_ENDPOINT")]
+    endpoint: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an access key; prints AccessKeyId and SecretAccessKey.
+    Create {
+        /// A name for the key's owner.
+        name: String,
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+    /// List access keys (secrets are not shown).
+    List {
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+    /// Delete an access key.
+    Delete {
+        /// The AccessKeyId to delete.
+        id: String,
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off,sled=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Key(cmd) => key(cmd),
+        Command::Fsck(args) => fsck(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(file: Option<&Path>, data: Option<PathBuf>) -> anyhow::Result<Config> {
+    Config::load(
+        file,
+        Overrides {
+            data_dir: data,
+            ..Default::default()
+        },
+    )
+}
+
+fn configured_root(cfg: &Config) -> Option<RootKey> {
+    match (&cfg.credentials.access_key, &cfg.credentials.secret_key) {
+        (Some(a), Some(s)) => Some(RootKey {
+            access_key: a.clone(),
+            secret_key: s.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
+    let cfg = Config::load(
+        args.config.as_deref(),
+        Overrides {
+            listen: args.listen,
+            data_dir: args.data,
+            region: args.region,
+            domain: args.domain,
+        },
+    )?;
+    init_logging(&cfg.log_format);
+    let (root, source) = keys::resolve_root(configured_root(&cfg), &cfg.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        // Sweep blobs left by a crash before any request can create new ones.
+        let data_dir = cfg.data_dir.clone();
+        let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let s = strata::store::Store::open(&data_dir, false)?;
+            let report = s.sweep_orphans()?;
+            s.meta.flush_blocking()?;
+            Ok(report)
+        })
+        .await??;
+        if swept.orphans_removed > 0 {
+            tracing::warn!(
+                removed = swept.orphans_removed,
+                "removed unreferenced blobs left by an earlier crash"
+            );
+        }
+        let store = strata::store::Store::open(&cfg.data_dir, true)?;
+        announce(&cfg, &root, &source);
+        let shutdown = async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+        };
+        strata::server::serve(cfg, store, root, shutdown).await
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn announce(cfg: &Config, root: &RootKey, source: &RootSource) {
+    let creds_file = cfg.data_dir.join("root-credentials.toml");
+    match source {
+        RootSource::Generated => {
+            println!(
+                "Generated root credentials (stored in {}; shown only this once):",
+                creds_file.display()
+            );
+            println!("AccessKeyId: {}", root.access_key);
+            println!("SecretAccessKey: {}", root.secret_key);
+            println!(
+                "Use them with: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url http://{} s3 ls",
+                root.access_key, cfg.listen
+            );
+        }
+        RootSource::Stored => println!(
+            "Root access key {} (secret in {})",
+            root.access_key,
+            creds_file.display()
+        ),
+        RootSource::Configured => println!("Root access key {} (from config/env)", root.access_key),
+    }
+}
+
+fn root_for_client(cfg: &Config) -> anyhow::Result<RootKey> {
+    configured_root(cfg)
+        .or_else(|| keys::stored_root(&cfg.data_dir))
+        .ok_or_else(|| anyhow::anyhow!("no root credentials: set STRATA_ROOT_ACCESS_KEY and STRATA_ROOT_SECRET_KEY"))
+}
+
+enum KeyOp {
+    Create(String),
+    List,
+    Delete(String),
+}
+
+fn key(cmd: KeyCommand) -> anyhow::Result<std::process::ExitCode> {
+    let (op, target) = match cmd {
+        KeyCommand::Create { name, target } => (KeyOp::Create(name), target),
+        KeyCommand::List { target } => (KeyOp::List, target),
+        KeyCommand::Delete { id, target } => (KeyOp::Delete(id), target),
+    };
+    let cfg = load_config(target.data.config.as_deref(), target.data.data.clone())?;
+    let endpoint = match target.endpoint {
+        Some(e) => Some(e),
+        None => match strata::store::MetaStore::open(&cfg.data_dir, false) {
+            Ok(meta) => return key_offline(&meta, op),
+            // sled holds an exclusive lock: a server owns this data dir, so ask it.
+            Err(e) => {
+                tracing::debug!(error = %e, "data dir busy; using the admin API");
+                Some(format!("http://{}", cfg.listen))
+            }
+        },
+    };
+    let client = strata::admin_client::AdminClient {
+        endpoint: endpoint.unwrap_or_default(),
+        root: root_for_client(&cfg)?,
+        region: cfg.region.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(key_online(&client, op))
+}
+
+fn key_offline(meta: &strata::store::MetaStore, op: KeyOp) -> anyhow::Result<std::process::ExitCode> {
+    match op {
+        KeyOp::Create(name) => {
+            let (ak, sk) = keys::create_key(meta, &name)?;
+            meta.flush_blocking()?;
+            println!("AccessKeyId: {ak}");
+            println!("SecretAccessKey: {sk}");
+        }
+        KeyOp::List => {
+            for (ak, k) in meta.keys()? {
+                println!("{ak}\t{}", k.name);
+            }
+        }
+        KeyOp::Delete(id) => {
+            if !meta.delete_key(&id)? {
+                anyhow::bail!("no such access key: {id}");
+            }
+            meta.flush_blocking()?;
+            println!("Deleted {id}");
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn key_online(client: &strata::admin_client::AdminClient, op: KeyOp) -> anyhow::Result<std::process::ExitCode> {
+    let (method, path) = match &op {
+        KeyOp::Create(name) => (
+            "POST",
+            format!("/_strata/admin/keys?name={}", urlencoding::encode(name)),
+        ),
+        KeyOp::List => ("GET", "/_strata/admin/keys".to_string()),
+        KeyOp::Delete(id) => ("DELETE", format!("/_strata/admin/keys/{}", urlencoding::encode(id))),
+    };
+    let (status, body) = client.call(method, &path).await?;
+    if !(200..300).contains(&status) {
+        anyhow::bail!("server answered {status}: {body}");
+    }
+    match op {
+        KeyOp::Create(_) => {
+            let v: serde_json::Value = serde_json::from_str(&body)?;
+            println!("AccessKeyId: {}", v["access_key"].as_str().unwrap_or_default());
+            println!("SecretAccessKey: {}", v["secret_key"].as_str().unwrap_or_default());
+        }
+        KeyOp::List => {
+            let v: Vec<serde_json::Value> = serde_json::from_str(&body)?;
+            for k in v {
+                println!(
+                    "{}\t{}",
+                    k["access_key"].as_str().unwrap_or_default(),
+                    k["name"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        KeyOp::Delete(id) => println!("Deleted {id}"),
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn fsck(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
+    let cfg = load_config(
+        args.config.as_deref(),
+        args.data.or_else(|| Some(PathBuf::from(DEFAULT_DATA_DIR))),
+    )?;
+    let store = strata::store::Store::open(&cfg.data_dir, false).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open {} (is a server running on it?): {e}",
+            cfg.data_dir.display()
+        )
+    })?;
+    let report = strata::store::fsck::check(&store)?;
+    println!(
+        "fsck: {} objects, {} parts checked; {} missing or short blobs; {} unreferenced blobs removed",
+        report.objects,
+        report.parts,
+        report.problems.len(),
+        report.orphans_removed
+    );
+    for p in &report.problems {
+        println!("problem: {p}");
+    }
+    Ok(if report.problems.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}

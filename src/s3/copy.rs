@@ -1,0 +1,260 @@
+//! CopyObject and UploadPartCopy: stream the source's bytes into a new blob (blobs are never
+//! shared between objects, so deleting one object can never free another's bytes).
+
+use s3s::checksum::ChecksumHasher;
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use super::checksum;
+use super::conditional::{self, Conditions, Kind};
+use super::errors::ingest_error;
+use super::multipart::{check_part_number, into_blob, record_part};
+use super::object::{body, commit_object, discard, publish_body};
+use super::{caller, check_key, etag, object_headers, Strata};
+use crate::store::records::{ObjectRecord, PartRecord};
+use crate::store::BlobStore;
+use crate::util::{ms_to_timestamp, now_ms};
+
+fn source(cs: &CopySource) -> S3Result<(&str, &str)> {
+    match cs {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
+            if version_id.is_some() {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "Copying a specific version is not supported yet"
+                ));
+            }
+            Ok((bucket, key))
+        }
+        _ => Err(s3_error!(NotImplemented, "Access point copy sources are not supported")),
+    }
+}
+
+/// Hasher computing the algorithm the source object was stored with (or a requested one).
+fn hasher_like(rec: &ObjectRecord, requested: Option<&ChecksumAlgorithm>) -> ChecksumHasher {
+    let mut h = ChecksumHasher::default();
+    let c = &rec.checksums;
+    match requested.map(|a| a.as_str().to_ascii_uppercase()) {
+        Some(a) if a == "CRC32" => h.crc32 = Some(Default::default()),
+        Some(a) if a == "CRC32C" => h.crc32c = Some(Default::default()),
+        Some(a) if a == "CRC64NVME" => h.crc64nvme = Some(Default::default()),
+        Some(a) if a == "SHA1" => h.sha1 = Some(Default::default()),
+        Some(a) if a == "SHA256" => h.sha256 = Some(Default::default()),
+        _ => {
+            if c.crc32.is_some() {
+                h.crc32 = Some(Default::default());
+            }
+            if c.crc32c.is_some() {
+                h.crc32c = Some(Default::default());
+            }
+            if c.crc64nvme.is_some() {
+                h.crc64nvme = Some(Default::default());
+            }
+            if c.sha1.is_some() {
+                h.sha1 = Some(Default::default());
+            }
+            if c.sha256.is_some() {
+                h.sha256 = Some(Default::default());
+            }
+        }
+    }
+    h
+}
+
+fn source_record(
+    s: &Strata,
+    who: &str,
+    cs: &CopySource,
+    cond: &Conditions<'_>,
+) -> S3Result<(String, String, ObjectRecord)> {
+    let (bucket, key) = source(cs)?;
+    s.authz.may_use_bucket(who, bucket)?;
+    let rec = s.object(bucket, key)?;
+    conditional::check(cond, &rec.etag, rec.last_modified_ms, Kind::CopySource)?;
+    Ok((bucket.to_string(), key.to_string(), rec))
+}
+
+pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    s.bucket(&input.bucket)?;
+    check_key(&input.key)?;
+    let (src_bucket, src_key, src) = source_record(
+        s,
+        &who,
+        &input.copy_source,
+        &Conditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        },
+    )?;
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    if !replace && src_bucket == input.bucket && src_key == input.key && input.checksum_algorithm.is_none() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
+    let (headers, user_metadata) = if replace {
+        (
+            object_headers(
+                input.content_type,
+                input.content_encoding,
+                input.content_disposition,
+                input.content_language,
+                input.cache_control,
+                input.expires,
+                input.website_redirect_location,
+            ),
+            s.user_metadata(input.metadata)?,
+        )
+    } else {
+        (src.headers.clone(), src.user_metadata.clone())
+    };
+    let hasher = hasher_like(&src, input.checksum_algorithm.as_ref());
+    let ingested = s
+        .store
+        .blobs
+        .ingest(body(s, &src, 0, src.size), hasher, s.limits.inline_max_bytes, u64::MAX)
+        .await
+        .map_err(ingest_error)?;
+    let data = match publish_body(s, &ingested).await {
+        Ok(d) => d,
+        Err(e) => {
+            discard(s, &ingested);
+            return Err(e);
+        }
+    };
+    let rec = ObjectRecord {
+        version_id: BlobStore::new_id(),
+        size: ingested.size,
+        etag: hex::encode(ingested.md5),
+        last_modified_ms: now_ms(),
+        owner: who,
+        headers,
+        user_metadata,
+        checksums: checksum::full_object(&ingested.checksums),
+        parts_count: None,
+        data,
+    };
+    let rec = commit_object(s, &input.bucket, &input.key, rec, None, None).await?;
+    let c = checksum::to_dto(&rec.checksums);
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(etag(&rec.etag)),
+            last_modified: Some(ms_to_timestamp(rec.last_modified_ms)),
+            checksum_crc32: c.checksum_crc32,
+            checksum_crc32c: c.checksum_crc32c,
+            checksum_crc64nvme: c.checksum_crc64nvme,
+            checksum_sha1: c.checksum_sha1,
+            checksum_sha256: c.checksum_sha256,
+            checksum_type: c.checksum_type,
+        }),
+        ..Default::default()
+    }))
+}
+
+/// Parses `bytes=first-last` (both required, inclusive) against an object of `size` bytes.
+fn parse_copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
+    let invalid = || {
+        s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+    };
+    let spec = range.trim().strip_prefix("bytes=").ok_or_else(invalid)?;
+    let (a, b) = spec.split_once('-').ok_or_else(invalid)?;
+    let first: u64 = a.trim().parse().map_err(|_| invalid())?;
+    let last: u64 = b.trim().parse().map_err(|_| invalid())?;
+    if first > last {
+        return Err(invalid());
+    }
+    if last >= size {
+        return Err(s3_error!(InvalidRange, "The requested range is not satisfiable"));
+    }
+    Ok((first, last + 1))
+}
+
+pub async fn upload_part_copy(
+    s: &Strata,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    check_part_number(input.part_number)?;
+    match s.store.meta.upload(&input.upload_id) {
+        Ok(Some(u)) if u.bucket == input.bucket && u.key == input.key => {}
+        Ok(_) => return Err(s3_error!(NoSuchUpload, "The specified upload does not exist.")),
+        Err(e) => return Err(super::errors::store_error(e)),
+    }
+    let (_, _, src) = source_record(
+        s,
+        &who,
+        &input.copy_source,
+        &Conditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        },
+    )?;
+    let (start, end) = match &input.copy_source_range {
+        Some(r) => parse_copy_range(r, src.size)?,
+        None => (0, src.size),
+    };
+    let ingested = s
+        .store
+        .blobs
+        .ingest(body(s, &src, start, end), hasher_like(&src, None), 0, u64::MAX)
+        .await
+        .map_err(ingest_error)?;
+    let (blob, ingested) = into_blob(s, ingested).await?;
+    let part_etag = hex::encode(ingested.md5);
+    let checksums = checksum::full_object(&ingested.checksums);
+    let now = now_ms();
+    record_part(
+        s,
+        &input.upload_id,
+        input.part_number,
+        PartRecord {
+            blob,
+            etag: part_etag.clone(),
+            last_modified_ms: now,
+            checksums: checksums.clone(),
+        },
+    )
+    .await?;
+    let c = checksum::to_dto(&checksums);
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(etag(&part_etag)),
+            last_modified: Some(ms_to_timestamp(now)),
+            checksum_crc32: c.checksum_crc32,
+            checksum_crc32c: c.checksum_crc32c,
+            checksum_crc64nvme: c.checksum_crc64nvme,
+            checksum_sha1: c.checksum_sha1,
+            checksum_sha256: c.checksum_sha256,
+        }),
+        ..Default::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_copy_range;
+
+    #[test]
+    fn copy_range_bounds() {
+        assert_eq!(parse_copy_range("bytes=0-9", 100).ok(), Some((0, 10)));
+        assert!(parse_copy_range("bytes=5-100", 100).is_err());
+        assert!(parse_copy_range("bytes=9-0", 100).is_err());
+        assert!(parse_copy_range("0-9", 100).is_err());
+        assert!(parse_copy_range("bytes=-9", 100).is_err());
+    }
+}

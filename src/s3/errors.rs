@@ -1,0 +1,44 @@
+//! Mapping of internal failures to S3 errors. Internal details are logged, not sent.
+
+use s3s::{s3_error, S3Error, S3ErrorCode};
+
+use crate::store::blob::IngestError;
+use crate::store::StoreError;
+
+pub fn store_error(e: StoreError) -> S3Error {
+    if e.is_out_of_space() {
+        tracing::error!(error = %e, "volume is full");
+        let mut err = S3Error::with_message(
+            S3ErrorCode::Custom("InsufficientStorage".into()),
+            "The server has no space left to store this request; retry later.",
+        );
+        err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+        return err;
+    }
+    tracing::error!(error = %e, "storage failure");
+    s3_error!(InternalError, "We encountered an internal error. Please try again.")
+}
+
+pub fn ingest_error(e: IngestError) -> S3Error {
+    match e {
+        IngestError::TooLarge => s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed object size."
+        ),
+        IngestError::Body(msg) => {
+            tracing::warn!(error = %msg, "request body failed");
+            // s3s reports signature failures of aws-chunked bodies as stream errors.
+            if msg.contains("signature") || msg.contains("Signature") {
+                s3_error!(SignatureDoesNotMatch, "The chunk signature does not match: {msg}")
+            } else {
+                s3_error!(IncompleteBody, "The request body terminated unexpectedly: {msg}")
+            }
+        }
+        IngestError::Store(e) => store_error(e),
+    }
+}
+
+pub fn internal(what: &str, e: impl std::fmt::Display) -> S3Error {
+    tracing::error!(error = %e, "{what}");
+    s3_error!(InternalError, "We encountered an internal error. Please try again.")
+}

@@ -1,0 +1,441 @@
+//! Single-object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects,
+//! and [`commit_object`], the last step of every write (PUT, COPY, multipart complete).
+
+use bytes::Bytes;
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use super::checksum::{self, Claimed};
+use super::conditional::{self, Conditions, Kind};
+use super::errors::{ingest_error, store_error};
+use super::{caller, check_key, etag, object_headers, Strata};
+use crate::store::blob::{Ingested, IngestedBody};
+use crate::store::meta::Rejected;
+use crate::store::records::{BlobRef, Checksums, ObjectData, ObjectRecord};
+use crate::util::{ms_to_timestamp, now_ms};
+
+/// S3's content type for objects stored without one.
+const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
+/// Turns an ingested body into object data, publishing its blob if it has one.
+pub(super) async fn publish_body(s: &Strata, ingested: &Ingested) -> S3Result<ObjectData> {
+    Ok(match &ingested.body {
+        IngestedBody::Inline(b) => ObjectData::Inline(b.to_vec()),
+        IngestedBody::Pending(id) => {
+            s.store.blobs.publish(id).await.map_err(store_error)?;
+            ObjectData::Blobs(vec![BlobRef {
+                id: id.clone(),
+                size: ingested.size,
+                md5: ingested.md5.to_vec(),
+            }])
+        }
+    })
+}
+
+pub(super) fn discard(s: &Strata, ingested: &Ingested) {
+    if let IngestedBody::Pending(id) = &ingested.body {
+        s.store.blobs.discard(id);
+    }
+}
+
+/// Writes `rec` as the current version of bucket/key (atomically checking write
+/// conditions), waits until it is durable, then frees the bytes of the version it replaced.
+pub(super) async fn commit_object(
+    s: &Strata,
+    bucket: &str,
+    key: &str,
+    rec: ObjectRecord,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<ObjectRecord> {
+    let result = s.store.meta.put_object(bucket, key, &rec, |current| {
+        conditional::check_write(if_match, if_none_match, current.map(|c| c.etag.as_str()))
+    });
+    let replaced = match result {
+        Ok(old) => old,
+        Err(rejected) => {
+            s.store.blobs.remove(rec.blobs().to_vec()).await;
+            return Err(match rejected {
+                Rejected::Condition(e) => e,
+                Rejected::Store(e) => store_error(e),
+            });
+        }
+    };
+    s.store.meta.durable().await.map_err(store_error)?;
+    if let Some(old) = replaced {
+        s.store.blobs.remove(old.blobs().to_vec()).await;
+    }
+    Ok(rec)
+}
+
+pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    let owner = caller(&req)?;
+    let input = req.input;
+    s.bucket(&input.bucket)?;
+    check_key(&input.key)?;
+    let user_metadata = s.user_metadata(input.metadata)?;
+    if input.content_length.unwrap_or(0) as u64 > s.limits.max_object_size {
+        return Err(s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed object size."
+        ));
+    }
+    let headers = object_headers(
+        input.content_type,
+        input.content_encoding,
+        input.content_disposition,
+        input.content_language,
+        input.cache_control,
+        input.expires,
+        input.website_redirect_location,
+    );
+    let mut claimed = Claimed {
+        algorithm: input.checksum_algorithm.map(|a| a.as_str().to_string()),
+        values: Checksum {
+            checksum_crc32: input.checksum_crc32,
+            checksum_crc32c: input.checksum_crc32c,
+            checksum_crc64nvme: input.checksum_crc64nvme,
+            checksum_sha1: input.checksum_sha1,
+            checksum_sha256: input.checksum_sha256,
+            checksum_type: None,
+        },
+        content_md5: input.content_md5,
+    };
+    let hasher = claimed.hasher(&req.headers)?;
+    let ingested = match input.body {
+        Some(body) => s
+            .store
+            .blobs
+            .ingest(body, hasher, s.limits.inline_max_bytes, s.limits.max_object_size)
+            .await
+            .map_err(ingest_error)?,
+        None => s
+            .store
+            .blobs
+            .ingest(futures::stream::empty::<Result<Bytes, std::io::Error>>(), hasher, 0, 0)
+            .await
+            .map_err(ingest_error)?,
+    };
+    let verified = (|| {
+        if let Some(len) = input.content_length {
+            if len as u64 != ingested.size {
+                return Err(s3_error!(
+                    IncompleteBody,
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header."
+                ));
+            }
+        }
+        let trailers = req.trailing_headers.as_ref().and_then(|t| t.take());
+        claimed.merge_trailers(trailers.as_ref())?;
+        claimed.verify(&ingested.md5, &ingested.checksums)
+    })();
+    if let Err(e) = verified {
+        discard(s, &ingested);
+        return Err(e);
+    }
+    let data = match publish_body(s, &ingested).await {
+        Ok(d) => d,
+        Err(e) => {
+            discard(s, &ingested);
+            return Err(e);
+        }
+    };
+    let rec = ObjectRecord {
+        version_id: crate::store::BlobStore::new_id(),
+        size: ingested.size,
+        etag: hex::encode(ingested.md5),
+        last_modified_ms: now_ms(),
+        owner,
+        headers,
+        user_metadata,
+        checksums: checksum::full_object(&ingested.checksums),
+        parts_count: None,
+        data,
+    };
+    let rec = commit_object(
+        s,
+        &input.bucket,
+        &input.key,
+        rec,
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+    )
+    .await?;
+    let c = checksum::to_dto(&rec.checksums);
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(etag(&rec.etag)),
+        checksum_crc32: c.checksum_crc32,
+        checksum_crc32c: c.checksum_crc32c,
+        checksum_crc64nvme: c.checksum_crc64nvme,
+        checksum_sha1: c.checksum_sha1,
+        checksum_sha256: c.checksum_sha256,
+        checksum_type: c.checksum_type,
+        ..Default::default()
+    }))
+}
+
+/// Which bytes of an object a GET/HEAD returns.
+pub(super) struct Selection {
+    pub start: u64,
+    pub end: u64,
+    pub content_range: Option<String>,
+    pub parts_count: Option<i32>,
+}
+
+impl Selection {
+    fn is_whole(&self, rec: &ObjectRecord) -> bool {
+        self.start == 0 && self.end == rec.size && self.content_range.is_none()
+    }
+}
+
+pub(super) fn select(rec: &ObjectRecord, part_number: Option<i32>, range: Option<&Range>) -> S3Result<Selection> {
+    if let Some(n) = part_number {
+        if range.is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
+        }
+        let count = rec.parts_count.unwrap_or(1);
+        if n < 1 || n as u32 > count {
+            let mut e = s3s::S3Error::with_message(
+                s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
+                "The requested partnumber is not satisfiable",
+            );
+            e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+            return Err(e);
+        }
+        let (start, end) = match rec.parts_count {
+            None => (0, rec.size),
+            Some(_) => {
+                let blobs = rec.blobs();
+                let idx = (n - 1) as usize;
+                let start: u64 = blobs.iter().take(idx).map(|b| b.size).sum();
+                let size = blobs.get(idx).map(|b| b.size).unwrap_or(0);
+                (start, start + size)
+            }
+        };
+        let content_range =
+            (rec.parts_count.is_some() && end > start).then(|| format!("bytes {}-{}/{}", start, end - 1, rec.size));
+        return Ok(Selection {
+            start,
+            end,
+            content_range,
+            parts_count: Some(count as i32),
+        });
+    }
+    match range {
+        None => Ok(Selection {
+            start: 0,
+            end: rec.size,
+            content_range: None,
+            parts_count: rec.parts_count.map(|c| c as i32),
+        }),
+        Some(r) => {
+            let r = r
+                .check(rec.size)
+                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            Ok(Selection {
+                start: r.start,
+                end: r.end,
+                content_range: Some(format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), rec.size)),
+                parts_count: rec.parts_count.map(|c| c as i32),
+            })
+        }
+    }
+}
+
+/// The bytes `[start, end)` of an object as a response body.
+pub(super) fn body(s: &Strata, rec: &ObjectRecord, start: u64, end: u64) -> StreamingBlob {
+    match &rec.data {
+        ObjectData::Inline(bytes) => {
+            let slice = Bytes::copy_from_slice(bytes.get(start as usize..end as usize).unwrap_or_default());
+            StreamingBlob::wrap(futures::stream::iter([Ok::<_, std::io::Error>(slice)]))
+        }
+        ObjectData::Blobs(blobs) => StreamingBlob::wrap(s.store.blobs.read_range(blobs.clone(), start, end)),
+    }
+}
+
+fn content_type(rec: &ObjectRecord) -> String {
+    rec.headers
+        .content_type
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string())
+}
+
+fn checksums_if(enabled: bool, c: &Checksums) -> Checksum {
+    if enabled {
+        checksum::to_dto(c)
+    } else {
+        Checksum::default()
+    }
+}
+
+fn metadata(rec: &ObjectRecord) -> Option<Metadata> {
+    (!rec.user_metadata.is_empty()).then(|| rec.user_metadata.clone().into_iter().collect())
+}
+
+pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = req.input;
+    let rec = s.object(&input.bucket, &input.key)?;
+    conditional::check(
+        &Conditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        },
+        &rec.etag,
+        rec.last_modified_ms,
+        Kind::Read,
+    )?;
+    let sel = select(&rec, input.part_number, input.range.as_ref())?;
+    let want_checksums = input
+        .checksum_mode
+        .as_ref()
+        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+        && sel.is_whole(&rec);
+    let c = checksums_if(want_checksums, &rec.checksums);
+    let h = &rec.headers;
+    let output = GetObjectOutput {
+        body: Some(body(s, &rec, sel.start, sel.end)),
+        content_length: Some((sel.end - sel.start) as i64),
+        content_range: sel.content_range,
+        parts_count: sel.parts_count,
+        accept_ranges: Some("bytes".to_string()),
+        e_tag: Some(etag(&rec.etag)),
+        last_modified: Some(ms_to_timestamp(rec.last_modified_ms)),
+        content_type: Some(input.response_content_type.unwrap_or_else(|| content_type(&rec))),
+        content_encoding: input.response_content_encoding.or_else(|| h.content_encoding.clone()),
+        content_disposition: input
+            .response_content_disposition
+            .or_else(|| h.content_disposition.clone()),
+        content_language: input.response_content_language.or_else(|| h.content_language.clone()),
+        cache_control: input.response_cache_control.or_else(|| h.cache_control.clone()),
+        expires: input.response_expires.or_else(|| h.expires_ms.map(ms_to_timestamp)),
+        website_redirect_location: h.website_redirect_location.clone(),
+        metadata: metadata(&rec),
+        checksum_crc32: c.checksum_crc32,
+        checksum_crc32c: c.checksum_crc32c,
+        checksum_crc64nvme: c.checksum_crc64nvme,
+        checksum_sha1: c.checksum_sha1,
+        checksum_sha256: c.checksum_sha256,
+        checksum_type: c.checksum_type,
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    let input = req.input;
+    let rec = s.object(&input.bucket, &input.key)?;
+    conditional::check(
+        &Conditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        },
+        &rec.etag,
+        rec.last_modified_ms,
+        Kind::Read,
+    )?;
+    let sel = select(&rec, input.part_number, input.range.as_ref())?;
+    let want_checksums = input
+        .checksum_mode
+        .as_ref()
+        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+        && sel.is_whole(&rec);
+    let c = checksums_if(want_checksums, &rec.checksums);
+    let h = &rec.headers;
+    Ok(S3Response::new(HeadObjectOutput {
+        content_length: Some((sel.end - sel.start) as i64),
+        content_range: sel.content_range,
+        parts_count: sel.parts_count,
+        accept_ranges: Some("bytes".to_string()),
+        e_tag: Some(etag(&rec.etag)),
+        last_modified: Some(ms_to_timestamp(rec.last_modified_ms)),
+        content_type: Some(input.response_content_type.unwrap_or_else(|| content_type(&rec))),
+        content_encoding: input.response_content_encoding.or_else(|| h.content_encoding.clone()),
+        content_disposition: input
+            .response_content_disposition
+            .or_else(|| h.content_disposition.clone()),
+        content_language: input.response_content_language.or_else(|| h.content_language.clone()),
+        cache_control: input.response_cache_control.or_else(|| h.cache_control.clone()),
+        expires: input.response_expires.or_else(|| h.expires_ms.map(ms_to_timestamp)),
+        website_redirect_location: h.website_redirect_location.clone(),
+        metadata: metadata(&rec),
+        checksum_crc32: c.checksum_crc32,
+        checksum_crc32c: c.checksum_crc32c,
+        checksum_crc64nvme: c.checksum_crc64nvme,
+        checksum_sha1: c.checksum_sha1,
+        checksum_sha256: c.checksum_sha256,
+        checksum_type: c.checksum_type,
+        ..Default::default()
+    }))
+}
+
+pub async fn delete(s: &Strata, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let input = req.input;
+    s.bucket(&input.bucket)?;
+    let removed = s
+        .store
+        .meta
+        .delete_object(&input.bucket, &input.key)
+        .map_err(store_error)?;
+    if let Some(old) = removed {
+        s.store.meta.durable().await.map_err(store_error)?;
+        s.store.blobs.remove(old.blobs().to_vec()).await;
+    }
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+/// S3 caps DeleteObjects at 1000 keys per request.
+const MAX_DELETE_KEYS: usize = 1000;
+
+pub async fn delete_many(s: &Strata, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    s.bucket(&input.bucket)?;
+    let objects = input.delete.objects;
+    if objects.len() > MAX_DELETE_KEYS {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    let mut freed = Vec::new();
+    for obj in objects {
+        match s.store.meta.delete_object(&input.bucket, &obj.key) {
+            Ok(old) => {
+                if let Some(old) = old {
+                    freed.extend(old.blobs().iter().cloned());
+                }
+                if !quiet {
+                    deleted.push(DeletedObject {
+                        key: Some(obj.key),
+                        ..Default::default()
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "delete failed");
+                errors.push(Error {
+                    code: Some("InternalError".to_string()),
+                    key: Some(obj.key),
+                    message: Some("We encountered an internal error. Please try again.".to_string()),
+                    version_id: None,
+                });
+            }
+        }
+    }
+    s.store.meta.durable().await.map_err(store_error)?;
+    s.store.blobs.remove(freed).await;
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}

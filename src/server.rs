@@ -1,0 +1,173 @@
+//! The network side: binds the listener, builds the s3s service (auth, access, admin route,
+//! virtual hosts), answers `/_strata/health` and `/_strata/ready` in front of s3s, and serves
+//! HTTP/1.1 and HTTP/2 with bounded header size and read timeouts until asked to stop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use s3s::config::{S3Config, StaticConfigProvider};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::Body;
+use tokio::net::TcpListener;
+
+use crate::admin::{AdminRoute, StrataNames};
+use crate::auth::{Authorizer, KeyAuth, RootKey};
+use crate::config::Config;
+use crate::s3::Strata;
+use crate::store::Store;
+
+/// Largest request head (request line + headers) we buffer.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// How long open connections get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Result<S3Service> {
+    let authz = Arc::new(Authorizer {
+        root_access_key: root.access_key.clone(),
+        meta: store.meta.clone(),
+        allow_sigv2: cfg.allow_sigv2,
+    });
+    let strata = Strata {
+        store: store.clone(),
+        limits: cfg.limits.clone(),
+        region: cfg.region.clone(),
+        authz: authz.clone(),
+    };
+    let mut b = S3ServiceBuilder::new(strata);
+    b.set_auth(KeyAuth {
+        root: root.clone(),
+        meta: store.meta.clone(),
+    });
+    b.set_access(SharedAuthorizer(authz));
+    b.set_route(AdminRoute {
+        meta: store.meta.clone(),
+        root_access_key: root.access_key.clone(),
+    });
+    b.set_validation(StrataNames);
+    if let Some(domain) = &cfg.domain {
+        let host =
+            s3s::host::SingleDomain::new(domain).map_err(|e| anyhow::anyhow!("invalid --domain {domain}: {e:?}"))?;
+        b.set_host(host);
+    }
+    let mut s3cfg = S3Config::default();
+    s3cfg.xml_max_body_size = cfg.limits.max_xml_body_bytes;
+    s3cfg.post_object_max_file_size = cfg.limits.max_post_object_bytes;
+    s3cfg.presigned_url_max_skew_time_secs = cfg.limits.max_clock_skew_secs;
+    b.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3cfg))));
+    Ok(b.build())
+}
+
+/// `S3Access` needs an owned value; the handlers share the same authorizer.
+struct SharedAuthorizer(Arc<Authorizer>);
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for SharedAuthorizer {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        self.0.check(cx).await
+    }
+}
+
+fn plain(status: http::StatusCode, text: &'static str) -> http::Response<Body> {
+    let mut resp = http::Response::new(Body::from(text.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// Ready = metadata answers and the data dir takes a write.
+fn readiness(store: &Store) -> bool {
+    let probe = store.data_dir.join("tmp").join(".ready-probe");
+    let writable = std::fs::write(&probe, b"ok").is_ok() && std::fs::remove_file(&probe).is_ok();
+    writable && store.meta.bucket("_probe").is_ok()
+}
+
+/// Binds `cfg.listen`, prints `listening on http://ADDR`, and serves until `shutdown` resolves.
+pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let service = build_service(&cfg, &store, &root)?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "strata is serving");
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(cfg.limits.header_read_timeout_secs))
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder.http2().max_header_list_size(MAX_HEADER_BYTES as u32);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            res = listener.accept() => match res {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let store = store.clone();
+        let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            let service = service.clone();
+            let store = store.clone();
+            async move {
+                let path = req.uri().path();
+                if path == "/_strata/health" {
+                    return Ok::<_, Infallible>(plain(http::StatusCode::OK, "ok\n"));
+                }
+                if path == "/_strata/ready" {
+                    let ok = tokio::task::spawn_blocking(move || readiness(&store))
+                        .await
+                        .unwrap_or(false);
+                    return Ok(if ok {
+                        plain(http::StatusCode::OK, "ready\n")
+                    } else {
+                        plain(http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    });
+                }
+                match service.call(req.map(Body::from)).await {
+                    Ok(resp) => Ok(resp),
+                    Err(e) => {
+                        tracing::error!(error = ?e, "request failed without an S3 response");
+                        Ok(plain(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"))
+                    }
+                }
+            }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+        let watched = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    tracing::info!("shutting down: waiting for open requests");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections did not finish in time");
+    }
+    store.meta.flush_blocking()?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! Offline consistency check: every blob an object or part references exists with its
+//! recorded size, and unreferenced blobs are removed. (Content checksums are `scrub`'s job.)
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Default)]
+pub struct FsckReport {
+    pub objects: u64,
+    pub parts: u64,
+    pub problems: Vec<String>,
+    pub orphans_removed: u64,
+}
+
+fn check_blob(store: &Store, what: &str, blob: &super::records::BlobRef, problems: &mut Vec<String>) {
+    match std::fs::metadata(store.blobs.path(&blob.id)) {
+        Ok(m) if m.len() == blob.size => {}
+        Ok(m) => problems.push(format!(
+            "{what}: blob {} has {} bytes, expected {}",
+            blob.id,
+            m.len(),
+            blob.size
+        )),
+        Err(e) => problems.push(format!("{what}: blob {} unreadable: {e}", blob.id)),
+    }
+}
+
+pub fn check(store: &Store) -> Result<FsckReport, StoreError> {
+    let mut report = FsckReport::default();
+    for (bucket, _) in store.meta.buckets()? {
+        for item in store.meta.scan_objects(&bucket, std::ops::Bound::Unbounded) {
+            let (key, rec) = item?;
+            report.objects += 1;
+            for blob in rec.blobs() {
+                check_blob(store, &format!("{bucket}/{key}"), blob, &mut report.problems);
+            }
+        }
+    }
+    for part in store.meta.all_parts() {
+        let part = part?;
+        report.parts += 1;
+        check_blob(store, "upload part", &part.blob, &mut report.problems);
+    }
+    report.orphans_removed = store.sweep_orphans()?.orphans_removed;
+    Ok(report)
+}

@@ -1,0 +1,362 @@
+//! Metadata in sled: buckets, objects, multipart uploads and parts, access keys.
+//!
+//! Trees and their keys:
+//! - `buckets`: bucket name → [`BucketRecord`]
+//! - `objects`: bucket, `0x00`, key → [`ObjectRecord`] (bucket names never contain NUL, so one
+//!   tree sorts every bucket's keys bytewise and a listing is a range scan)
+//! - `uploads`: upload id → [`UploadRecord`]
+//! - `parts`: upload id, `/`, part number (big-endian u32) → [`PartRecord`]
+//! - `keys`: access key id → [`KeyRecord`]
+//!
+//! sled calls here are in-memory operations in the common case and are made directly from
+//! async code; the one slow call, the flush, runs on the [`GroupCommit`] task.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::commit::GroupCommit;
+use super::records::{decode, encode, BucketRecord, KeyRecord, ObjectRecord, PartRecord, UploadRecord};
+use super::StoreError;
+
+#[derive(Clone)]
+pub struct MetaStore {
+    db: sled::Db,
+    buckets: sled::Tree,
+    objects: sled::Tree,
+    uploads: sled::Tree,
+    parts: sled::Tree,
+    keys: sled::Tree,
+    commit: Option<Arc<GroupCommit>>,
+}
+
+/// Why a conditional metadata update did not happen.
+#[derive(Debug)]
+pub enum Rejected<E> {
+    Condition(E),
+    Store(StoreError),
+}
+
+impl<E> From<StoreError> for Rejected<E> {
+    fn from(e: StoreError) -> Self {
+        Rejected::Store(e)
+    }
+}
+
+fn tx_err<E>(e: TransactionError<Rejected<E>>) -> Rejected<E> {
+    match e {
+        TransactionError::Abort(r) => r,
+        TransactionError::Storage(s) => Rejected::Store(s.into()),
+    }
+}
+
+fn abort<E>(r: Rejected<E>) -> ConflictableTransactionError<Rejected<E>> {
+    ConflictableTransactionError::Abort(r)
+}
+
+pub fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn part_key(upload_id: &str, part: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(upload_id.len() + 5);
+    k.extend_from_slice(upload_id.as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(&part.to_be_bytes());
+    k
+}
+
+fn parts_prefix(upload_id: &str) -> Vec<u8> {
+    let mut k = upload_id.as_bytes().to_vec();
+    k.push(b'/');
+    k
+}
+
+impl MetaStore {
+    /// Opens (or creates) the sled database under `<data>/meta`. Without a tokio runtime
+    /// (offline admin commands) durability falls back to a synchronous flush.
+    pub fn open(data_dir: &Path, with_group_commit: bool) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(data_dir.join("meta"))
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let commit = with_group_commit.then(|| GroupCommit::start(db.clone()));
+        Ok(Self {
+            buckets: db.open_tree("buckets")?,
+            objects: db.open_tree("objects")?,
+            uploads: db.open_tree("uploads")?,
+            parts: db.open_tree("parts")?,
+            keys: db.open_tree("keys")?,
+            db,
+            commit,
+        })
+    }
+
+    /// Waits until every change made so far is on stable storage.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        match &self.commit {
+            Some(c) => c.durable().await,
+            None => {
+                self.db.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    // ---- buckets ----
+
+    pub fn bucket(&self, name: &str) -> Result<Option<BucketRecord>, StoreError> {
+        self.buckets.get(name)?.map(|v| decode(&v)).transpose()
+    }
+
+    /// Inserts the bucket unless it exists; returns the existing record if it does.
+    pub fn create_bucket(&self, name: &str, rec: &BucketRecord) -> Result<Option<BucketRecord>, StoreError> {
+        let value = encode(rec)?;
+        match self
+            .buckets
+            .compare_and_swap(name, None as Option<&[u8]>, Some(value))?
+        {
+            Ok(()) => Ok(None),
+            Err(cas) => cas.current.map(|v| decode(&v)).transpose(),
+        }
+    }
+
+    pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+        self.buckets.remove(name)?;
+        Ok(())
+    }
+
+    pub fn buckets(&self) -> Result<Vec<(String, BucketRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.buckets.iter() {
+            let (k, v) = item?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    pub fn bucket_is_empty(&self, bucket: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .objects
+            .scan_prefix(object_key(bucket, ""))
+            .next()
+            .transpose()?
+            .is_none())
+    }
+
+    // ---- objects ----
+
+    pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
+        self.objects
+            .get(object_key(bucket, key))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Writes `rec` at bucket/key if `check` accepts the current record; returns the record it
+    /// replaced. `check` runs inside the transaction, so conditional writes are atomic.
+    pub fn put_object<E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        rec: &ObjectRecord,
+        check: impl Fn(Option<&ObjectRecord>) -> Result<(), E>,
+    ) -> Result<Option<ObjectRecord>, Rejected<E>> {
+        let k = object_key(bucket, key);
+        let value = encode(rec)?;
+        self.objects
+            .transaction(|t| {
+                let old = match t.get(&k)? {
+                    Some(v) => Some(decode::<ObjectRecord>(&v).map_err(|e| abort(e.into()))?),
+                    None => None,
+                };
+                check(old.as_ref()).map_err(|e| abort(Rejected::Condition(e)))?;
+                t.insert(k.as_slice(), value.as_slice())?;
+                Ok(old)
+            })
+            .map_err(tx_err)
+    }
+
+    /// Removes bucket/key; returns the removed record.
+    pub fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
+        self.objects
+            .remove(object_key(bucket, key))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Iterates a bucket's objects with keys (as bytes) in `(from, ..)` or `[from, ..)`, in key order.
+    pub fn scan_objects(
+        &self,
+        bucket: &str,
+        from: Bound<Vec<u8>>,
+    ) -> impl Iterator<Item = Result<(String, ObjectRecord), StoreError>> + '_ {
+        let base_len = bucket.len() + 1;
+        let end = {
+            let mut e = bucket.as_bytes().to_vec();
+            e.push(1);
+            e
+        };
+        let full = |k: Vec<u8>| {
+            let mut v = object_key(bucket, "");
+            v.extend_from_slice(&k);
+            v
+        };
+        let start = match from {
+            Bound::Included(k) => Bound::Included(full(k)),
+            Bound::Excluded(k) => Bound::Excluded(full(k)),
+            Bound::Unbounded => Bound::Included(object_key(bucket, "")),
+        };
+        self.objects.range((start, Bound::Excluded(end))).map(move |item| {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(k.get(base_len..).unwrap_or_default()).into_owned();
+            Ok((key, decode(&v)?))
+        })
+    }
+
+    pub fn all_objects(&self) -> impl Iterator<Item = Result<ObjectRecord, StoreError>> + '_ {
+        self.objects.iter().map(|item| decode(&item?.1))
+    }
+
+    // ---- multipart ----
+
+    pub fn put_upload(&self, id: &str, rec: &UploadRecord) -> Result<(), StoreError> {
+        self.uploads.insert(id, encode(rec)?)?;
+        Ok(())
+    }
+
+    pub fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
+        self.uploads.get(id)?.map(|v| decode(&v)).transpose()
+    }
+
+    pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.uploads.iter() {
+            let (k, v) = item?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Records a part if its upload still exists; returns the part it replaced.
+    pub fn put_part(&self, upload_id: &str, number: u32, rec: &PartRecord) -> Result<Option<PartRecord>, Rejected<()>> {
+        let pk = part_key(upload_id, number);
+        let value = encode(rec)?;
+        (&self.uploads, &self.parts)
+            .transaction(|(uploads, parts)| {
+                if uploads.get(upload_id)?.is_none() {
+                    return Err(abort(Rejected::Condition(())));
+                }
+                let old = match parts.insert(pk.as_slice(), value.as_slice())? {
+                    Some(v) => Some(decode::<PartRecord>(&v).map_err(|e| abort(e.into()))?),
+                    None => None,
+                };
+                Ok(old)
+            })
+            .map_err(tx_err)
+    }
+
+    pub fn parts(&self, upload_id: &str) -> Result<Vec<(u32, PartRecord)>, StoreError> {
+        let prefix = parts_prefix(upload_id);
+        let mut out = Vec::new();
+        for item in self.parts.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let num = k
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt("bad part key".into()))?;
+            out.push((num, decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Removes an upload and the given parts in one transaction. Fails with
+    /// `Rejected::Condition` when the upload no longer exists.
+    pub fn remove_upload(&self, upload_id: &str, parts: &[u32]) -> Result<UploadRecord, Rejected<()>> {
+        let keys: Vec<Vec<u8>> = parts.iter().map(|n| part_key(upload_id, *n)).collect();
+        (&self.uploads, &self.parts)
+            .transaction(|(uploads, p)| {
+                let Some(v) = uploads.remove(upload_id)? else {
+                    return Err(abort(Rejected::Condition(())));
+                };
+                for k in &keys {
+                    p.remove(k.as_slice())?;
+                }
+                decode::<UploadRecord>(&v).map_err(|e| abort(e.into()))
+            })
+            .map_err(tx_err)
+    }
+
+    /// Completes an upload: removes it and `parts`, and writes the object, atomically.
+    /// `check` sees the current object (for conditional completes). Returns the replaced object.
+    pub fn complete_upload<E>(
+        &self,
+        upload_id: &str,
+        parts: &[u32],
+        bucket: &str,
+        key: &str,
+        rec: &ObjectRecord,
+        check: impl Fn(Option<&ObjectRecord>) -> Result<(), E>,
+    ) -> Result<Option<ObjectRecord>, Rejected<Option<E>>> {
+        let part_keys: Vec<Vec<u8>> = parts.iter().map(|n| part_key(upload_id, *n)).collect();
+        let ok = object_key(bucket, key);
+        let value = encode(rec)?;
+        (&self.uploads, &self.parts, &self.objects)
+            .transaction(|(uploads, p, objects)| {
+                if uploads.remove(upload_id)?.is_none() {
+                    return Err(abort(Rejected::Condition(None)));
+                }
+                for k in &part_keys {
+                    p.remove(k.as_slice())?;
+                }
+                let old = match objects.get(&ok)? {
+                    Some(v) => Some(decode::<ObjectRecord>(&v).map_err(|e| abort(e.into()))?),
+                    None => None,
+                };
+                check(old.as_ref()).map_err(|e| abort(Rejected::Condition(Some(e))))?;
+                objects.insert(ok.as_slice(), value.as_slice())?;
+                Ok(old)
+            })
+            .map_err(tx_err)
+    }
+
+    pub fn all_parts(&self) -> impl Iterator<Item = Result<PartRecord, StoreError>> + '_ {
+        self.parts.iter().map(|item| decode(&item?.1))
+    }
+
+    // ---- access keys ----
+
+    pub fn key(&self, access_key: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.keys.get(access_key)?.map(|v| decode(&v)).transpose()
+    }
+
+    pub fn put_key(&self, access_key: &str, rec: &KeyRecord) -> Result<(), StoreError> {
+        self.keys.insert(access_key, encode(rec)?)?;
+        Ok(())
+    }
+
+    pub fn delete_key(&self, access_key: &str) -> Result<bool, StoreError> {
+        Ok(self.keys.remove(access_key)?.is_some())
+    }
+
+    pub fn keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.keys.iter() {
+            let (k, v) = item?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,99 @@
+//! Durable state: metadata in sled ([`meta`]), object bytes in immutable blob files ([`blob`]),
+//! group-committed flushes ([`commit`]) and the record types ([`records`]).
+//!
+//! The durability contract (design.md "Write path"): bytes are fsynced and renamed into
+//! `blobs/` (directory fsynced) before the metadata that points at them is written, and the
+//! metadata is flushed before the client hears 200. A crash therefore leaves either the old or
+//! the new state; what it can leave behind is an unreferenced blob, which [`Store::sweep_orphans`]
+//! removes at start-up.
+
+pub mod blob;
+pub mod commit;
+pub mod fsck;
+pub mod meta;
+pub mod records;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+pub use blob::BlobStore;
+pub use meta::MetaStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("metadata store error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True when the volume is full, so callers can answer with a retryable error.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            StoreError::Io(e) => e.raw_os_error() == Some(28), // ENOSPC
+            StoreError::Sled(sled::Error::Io(e)) => e.raw_os_error() == Some(28),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub meta: MetaStore,
+    pub blobs: BlobStore,
+    pub data_dir: PathBuf,
+}
+
+/// What a sweep of unreferenced blobs found.
+#[derive(Debug, Default)]
+pub struct SweepReport {
+    pub blobs_seen: u64,
+    pub orphans_removed: u64,
+}
+
+impl Store {
+    /// Opens the store. `serving` starts the group-commit task (needs a tokio runtime).
+    pub fn open(data_dir: &Path, serving: bool) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let meta = MetaStore::open(data_dir, serving)?;
+        let blobs = BlobStore::open(data_dir)?;
+        Ok(Self {
+            meta,
+            blobs,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// Removes blob files that no object or part references (left by a crash between
+    /// publishing a blob and committing its metadata, or before deleting a replaced one).
+    /// Only safe while no request is running.
+    pub fn sweep_orphans(&self) -> Result<SweepReport, StoreError> {
+        let mut live: HashSet<String> = HashSet::new();
+        for rec in self.meta.all_objects() {
+            live.extend(rec?.blobs().iter().map(|b| b.id.clone()));
+        }
+        for part in self.meta.all_parts() {
+            live.insert(part?.blob.id);
+        }
+        let mut report = SweepReport::default();
+        for shard in std::fs::read_dir(self.blobs.blobs_dir())? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(shard.path())? {
+                let entry = entry?;
+                report.blobs_seen += 1;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !live.contains(&name) {
+                    std::fs::remove_file(entry.path())?;
+                    report.orphans_removed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
