@@ -50,6 +50,8 @@ pub struct Limits {
     pub max_clock_skew_secs: u32,
     /// Largest POST-form upload buffered in memory by s3s.
     pub max_post_object_bytes: u64,
+    /// Seconds a replaced or deleted object's bytes stay on disk for readers already under way.
+    pub deleted_blob_grace_secs: u64,
 }
 
 impl Default for Limits {
@@ -62,6 +64,7 @@ impl Default for Limits {
             header_read_timeout_secs: 30,
             max_clock_skew_secs: 900,
             max_post_object_bytes: 64 * 1024 * 1024,
+            deleted_blob_grace_secs: 5,
         }
     }
 }

@@ -158,8 +158,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     runtime.block_on(async move {
         // Sweep blobs left by a crash before any request can create new ones.
         let data_dir = cfg.data_dir.clone();
+        let grace = std::time::Duration::from_secs(cfg.limits.deleted_blob_grace_secs);
         let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let s = strata::store::Store::open(&data_dir, false)?;
+            let s = strata::store::Store::open(&data_dir, false, grace)?;
             let report = s.sweep_orphans()?;
             s.meta.flush_blocking()?;
             Ok(report)
@@ -171,7 +172,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
                 "removed unreferenced blobs left by an earlier crash"
             );
         }
-        let store = strata::store::Store::open(&cfg.data_dir, true)?;
+        let store = strata::store::Store::open(&cfg.data_dir, true, grace)?;
         announce(&cfg, &root, &source);
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
@@ -321,7 +322,7 @@ fn fsck(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
         args.config.as_deref(),
         args.data.or_else(|| Some(PathBuf::from(DEFAULT_DATA_DIR))),
     )?;
-    let store = strata::store::Store::open(&cfg.data_dir, false).map_err(|e| {
+    let store = strata::store::Store::open(&cfg.data_dir, false, std::time::Duration::ZERO).map_err(|e| {
         anyhow::anyhow!(
             "cannot open {} (is a server running on it?): {e}",
             cfg.data_dir.display()

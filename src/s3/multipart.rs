@@ -108,12 +108,12 @@ pub(super) async fn record_part(s: &Strata, upload_id: &str, number: i32, part: 
         Ok(replaced) => {
             s.store.meta.durable().await.map_err(store_error)?;
             if let Some(old) = replaced {
-                s.store.blobs.remove(vec![old.blob]).await;
+                s.store.blobs.remove(vec![old.blob]);
             }
             Ok(())
         }
         Err(rejected) => {
-            s.store.blobs.remove(vec![part.blob]).await;
+            s.store.blobs.remove(vec![part.blob]);
             Err(match rejected {
                 Rejected::Condition(()) => no_such_upload(),
                 Rejected::Store(e) => store_error(e),
@@ -348,7 +348,7 @@ pub async fn complete(
     if let Some(old) = replaced {
         freed.extend(old.blobs().iter().cloned());
     }
-    s.store.blobs.remove(freed).await;
+    s.store.blobs.remove(freed);
     let c = checksum::to_dto(&rec.checksums);
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
@@ -375,10 +375,7 @@ pub(super) async fn discard_upload(s: &Strata, upload_id: &str) -> S3Result<()> 
         Err(Rejected::Store(e)) => return Err(store_error(e)),
     }
     s.store.meta.durable().await.map_err(store_error)?;
-    s.store
-        .blobs
-        .remove(parts.into_iter().map(|(_, p)| p.blob).collect())
-        .await;
+    s.store.blobs.remove(parts.into_iter().map(|(_, p)| p.blob).collect());
     Ok(())
 }
 

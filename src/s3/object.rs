@@ -54,7 +54,7 @@ pub(super) async fn commit_object(
     let replaced = match result {
         Ok(old) => old,
         Err(rejected) => {
-            s.store.blobs.remove(rec.blobs().to_vec()).await;
+            s.store.blobs.remove(rec.blobs().to_vec());
             return Err(match rejected {
                 Rejected::Condition(e) => e,
                 Rejected::Store(e) => store_error(e),
@@ -63,7 +63,7 @@ pub(super) async fn commit_object(
     };
     s.store.meta.durable().await.map_err(store_error)?;
     if let Some(old) = replaced {
-        s.store.blobs.remove(old.blobs().to_vec()).await;
+        s.store.blobs.remove(old.blobs().to_vec());
     }
     Ok(rec)
 }
@@ -385,7 +385,7 @@ pub async fn delete(s: &Strata, req: S3Request<DeleteObjectInput>) -> S3Result<S
         .map_err(store_error)?;
     if let Some(old) = removed {
         s.store.meta.durable().await.map_err(store_error)?;
-        s.store.blobs.remove(old.blobs().to_vec()).await;
+        s.store.blobs.remove(old.blobs().to_vec());
     }
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
@@ -432,7 +432,7 @@ pub async fn delete_many(s: &Strata, req: S3Request<DeleteObjectsInput>) -> S3Re
         }
     }
     s.store.meta.durable().await.map_err(store_error)?;
-    s.store.blobs.remove(freed).await;
+    s.store.blobs.remove(freed);
     Ok(S3Response::new(DeleteObjectsOutput {
         deleted: Some(deleted),
         errors: (!errors.is_empty()).then_some(errors),

@@ -28,6 +28,9 @@ const PIPELINE_DEPTH: usize = 4;
 pub struct BlobStore {
     blobs: PathBuf,
     tmp: PathBuf,
+    /// How long a replaced or deleted blob stays on disk, so a reader that looked up the
+    /// old metadata just before the change can still open it.
+    delete_grace: std::time::Duration,
 }
 
 /// What came out of streaming a request body.
@@ -57,7 +60,7 @@ pub enum IngestError {
 
 impl BlobStore {
     /// Prepares `<data>/blobs/00..ff` and an empty `<data>/tmp`.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    pub fn open(data_dir: &Path, delete_grace: std::time::Duration) -> Result<Self, StoreError> {
         let blobs = data_dir.join("blobs");
         let tmp = data_dir.join("tmp");
         for i in 0..=255u8 {
@@ -69,7 +72,11 @@ impl BlobStore {
         }
         fs::create_dir_all(&tmp)?;
         fsync_dir(data_dir)?;
-        Ok(Self { blobs, tmp })
+        Ok(Self {
+            blobs,
+            tmp,
+            delete_grace,
+        })
     }
 
     pub fn new_id() -> String {
@@ -212,22 +219,27 @@ impl BlobStore {
         let _ = fs::remove_file(self.tmp_path(id));
     }
 
-    /// Deletes published blobs no longer referenced by durable metadata.
-    pub async fn remove(&self, blobs: Vec<BlobRef>) {
+    /// Deletes published blobs no longer referenced by durable metadata, after the grace
+    /// period. (If the process dies first, the start-up sweep removes them.)
+    pub fn remove(&self, blobs: Vec<BlobRef>) {
         if blobs.is_empty() {
             return;
         }
         let paths: Vec<PathBuf> = blobs.iter().map(|b| self.path(&b.id)).collect();
-        let _ = tokio::task::spawn_blocking(move || {
+        let grace = self.delete_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = tokio::task::spawn_blocking(move || {
             for p in paths {
                 if let Err(e) = fs::remove_file(&p) {
-                    if e.kind() != io::ErrorKind::NotFound {
-                        tracing::warn!(path = %p.display(), error = %e, "could not remove blob");
+                        if e.kind() != io::ErrorKind::NotFound {
+                            tracing::warn!(path = %p.display(), error = %e, "could not remove blob");
+                        }
                     }
                 }
-            }
-        })
-        .await;
+            })
+            .await;
+        });
     }
 
     /// Streams bytes `[start, end)` of the concatenation of `blobs`.
