@@ -24,6 +24,80 @@ pub struct Config {
     pub log_format: String,
     pub credentials: RootCredentials,
     pub limits: Limits,
+    pub transform: TransformConfig,
+}
+
+/// Image transforms on GET and the derivative cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransformConfig {
+    /// Size bound of `<data>/cache` (least recently used derivatives are evicted).
+    pub cache_max_bytes: u64,
+    /// Transforms running at once; 0 = one per CPU core.
+    pub workers: usize,
+    /// Transforms waiting for a worker; beyond this, requests get 503 SlowDown.
+    pub queue: usize,
+    /// Source width × height, read from the header before decoding.
+    pub max_source_pixels: u64,
+    /// Size of the stored original a transform may read.
+    pub max_source_bytes: u64,
+    /// Width × height of the output.
+    pub max_output_pixels: u64,
+    /// Wall-clock budget of one transform (checked between pipeline steps).
+    pub deadline_ms: u64,
+    /// Cache-Control of derivatives fetched without `versionId`.
+    pub cache_control: String,
+    /// Cache-Control of derivatives of a specific version (`?versionId=`): they never change.
+    pub cache_control_versioned: String,
+    /// Per-bucket settings.
+    pub buckets: std::collections::BTreeMap<String, BucketTransform>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BucketTransform {
+    /// Overrides `transform.cache_control` for this bucket.
+    pub cache_control: Option<String>,
+    /// When set, anonymous requests may only ask for these canonical specs (e.g.
+    /// `"w=200,h=150,fit=cover,f=webp,q=90,dpr=1,bg=…,strip=1"` as `strata` logs them).
+    pub anonymous_presets: Option<Vec<String>>,
+}
+
+impl Default for TransformConfig {
+    fn default() -> Self {
+        let l = crate::transform::Limits::default();
+        Self {
+            cache_max_bytes: 1024 * 1024 * 1024,
+            workers: 0,
+            queue: 64,
+            max_source_pixels: l.max_source_pixels,
+            max_source_bytes: l.max_source_bytes,
+            max_output_pixels: l.max_output_pixels,
+            deadline_ms: l.deadline.as_millis() as u64,
+            cache_control: "public, max-age=86400".to_string(),
+            cache_control_versioned: "public, max-age=31536000, immutable".to_string(),
+            buckets: Default::default(),
+        }
+    }
+}
+
+impl TransformConfig {
+    pub fn limits(&self) -> crate::transform::Limits {
+        crate::transform::Limits {
+            max_source_pixels: self.max_source_pixels,
+            max_source_bytes: self.max_source_bytes,
+            max_output_pixels: self.max_output_pixels,
+            deadline: std::time::Duration::from_millis(self.deadline_ms),
+        }
+    }
+
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -82,6 +156,7 @@ impl Default for Config {
             log_format: "text".to_string(),
             credentials: RootCredentials::default(),
             limits: Limits::default(),
+            transform: TransformConfig::default(),
         }
     }
 }

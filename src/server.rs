@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use crate::admin::{AdminRoute, StrataNames};
 use crate::auth::{Authorizer, KeyAuth, RootKey};
 use crate::config::Config;
+use crate::derivative::{DerivativeCache, Derivatives};
 use crate::s3::Strata;
 use crate::store::Store;
 
@@ -32,11 +33,21 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
         meta: store.meta.clone(),
         allow_sigv2: cfg.allow_sigv2,
     });
+    let cache = DerivativeCache::open(&cfg.data_dir, cfg.transform.cache_max_bytes)
+        .map_err(|e| anyhow::anyhow!("cannot open the derivative cache: {e}"))?;
+    let derivatives = Derivatives::new(
+        cache,
+        cfg.transform.worker_count(),
+        cfg.transform.queue,
+        cfg.transform.limits(),
+    );
     let strata = Strata {
         store: store.clone(),
         limits: cfg.limits.clone(),
         region: cfg.region.clone(),
         authz: authz.clone(),
+        derivatives: Arc::new(derivatives),
+        transform: cfg.transform.clone(),
     };
     let mut b = S3ServiceBuilder::new(strata);
     b.set_auth(KeyAuth {

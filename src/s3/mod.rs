@@ -6,6 +6,7 @@ pub use bucket::RESERVED_BUCKET;
 pub mod checksum;
 pub mod conditional;
 mod copy;
+mod derived;
 pub mod errors;
 mod list;
 mod multipart;
@@ -18,7 +19,8 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 use crate::auth::Authorizer;
-use crate::config::Limits;
+use crate::config::{Limits, TransformConfig};
+use crate::derivative::{source_id, Derivatives};
 use crate::store::records::{BucketRecord, ObjectHeaders, ObjectRecord};
 use crate::store::Store;
 use errors::store_error;
@@ -31,6 +33,8 @@ pub struct Strata {
     pub limits: Limits,
     pub region: String,
     pub authz: Arc<Authorizer>,
+    pub derivatives: Arc<Derivatives>,
+    pub transform: TransformConfig,
 }
 
 /// The access key of a signed request (s3s has already rejected unsigned ones).
@@ -70,6 +74,15 @@ impl Strata {
             }
             Err(e) => Err(store_error(e)),
         }
+    }
+
+    /// Frees what a replaced or deleted version held: its blobs (after the grace period)
+    /// and every derivative made from it.
+    fn retire(&self, bucket: &str, key: &str, old: &ObjectRecord) {
+        self.store.blobs.remove(old.blobs().to_vec());
+        let cache = self.derivatives.cache.clone();
+        let src = source_id(bucket, key, &old.version_id);
+        tokio::task::spawn_blocking(move || cache.purge_source(&src));
     }
 
     fn user_metadata(&self, m: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {

@@ -344,11 +344,10 @@ pub async fn complete(
         Err(Rejected::Store(e)) => return Err(store_error(e)),
     };
     s.store.meta.durable().await.map_err(store_error)?;
-    let mut freed = unused;
+    s.store.blobs.remove(unused);
     if let Some(old) = replaced {
-        freed.extend(old.blobs().iter().cloned());
+        s.retire(&input.bucket, &input.key, &old);
     }
-    s.store.blobs.remove(freed);
     let c = checksum::to_dto(&rec.checksums);
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),

@@ -63,7 +63,7 @@ pub(super) async fn commit_object(
     };
     s.store.meta.durable().await.map_err(store_error)?;
     if let Some(old) = replaced {
-        s.store.blobs.remove(old.blobs().to_vec());
+        s.retire(bucket, key, &old);
     }
     Ok(rec)
 }
@@ -275,7 +275,15 @@ fn metadata(rec: &ObjectRecord) -> Option<Metadata> {
     (!rec.user_metadata.is_empty()).then(|| rec.user_metadata.clone().into_iter().collect())
 }
 
+/// The transform parameters of a GET/HEAD, if any (`None`: a plain S3 read).
+fn transform_params(uri: &http::Uri) -> S3Result<Option<crate::transform::RawSpec>> {
+    crate::transform::parse_query(uri.query().unwrap_or("")).map_err(|e| super::derived::transform_error(&e))
+}
+
 pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    if let Some(raw) = transform_params(&req.uri)? {
+        return super::derived::get(s, req, raw).await;
+    }
     let input = req.input;
     let rec = s.object(&input.bucket, &input.key)?;
     conditional::check(
@@ -327,6 +335,9 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
 }
 
 pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    if let Some(raw) = transform_params(&req.uri)? {
+        return super::derived::head(s, req, raw).await;
+    }
     let input = req.input;
     let rec = s.object(&input.bucket, &input.key)?;
     conditional::check(
@@ -385,7 +396,7 @@ pub async fn delete(s: &Strata, req: S3Request<DeleteObjectInput>) -> S3Result<S
         .map_err(store_error)?;
     if let Some(old) = removed {
         s.store.meta.durable().await.map_err(store_error)?;
-        s.store.blobs.remove(old.blobs().to_vec());
+        s.retire(&input.bucket, &input.key, &old);
     }
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
@@ -406,12 +417,12 @@ pub async fn delete_many(s: &Strata, req: S3Request<DeleteObjectsInput>) -> S3Re
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
-    let mut freed = Vec::new();
+    let mut retired = Vec::new();
     for obj in objects {
         match s.store.meta.delete_object(&input.bucket, &obj.key) {
             Ok(old) => {
                 if let Some(old) = old {
-                    freed.extend(old.blobs().iter().cloned());
+                    retired.push((obj.key.clone(), old));
                 }
                 if !quiet {
                     deleted.push(DeletedObject {
@@ -432,7 +443,9 @@ pub async fn delete_many(s: &Strata, req: S3Request<DeleteObjectsInput>) -> S3Re
         }
     }
     s.store.meta.durable().await.map_err(store_error)?;
-    s.store.blobs.remove(freed);
+    for (key, old) in &retired {
+        s.retire(&input.bucket, key, old);
+    }
     Ok(S3Response::new(DeleteObjectsOutput {
         deleted: Some(deleted),
         errors: (!errors.is_empty()).then_some(errors),

@@ -1,0 +1,133 @@
+//! Derivatives of stored images: the disk cache ([`cache`]), the bounded CPU pool ([`pool`]),
+//! and [`Derivatives::fetch`], which serves a derivative from cache or makes it once no matter
+//! how many identical requests arrive together (single flight).
+
+pub mod cache;
+pub mod pool;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::OnceCell;
+
+use crate::transform::{self, Spec, TransformError};
+pub use cache::{derivative_id, source_id, Derivative, DerivativeCache};
+use pool::{PoolError, TransformPool};
+
+/// Why a derivative could not be produced. Cloneable so every waiter of a single flight
+/// gets the same answer.
+#[derive(Debug, Clone)]
+pub enum DerivativeError {
+    Transform(TransformError),
+    /// The CPU pool's queue is full.
+    Busy,
+    /// Reading the source failed (already mapped to an S3 error message).
+    Source(String),
+    Internal(String),
+}
+
+type Flight = Arc<OnceCell<Result<Derivative, DerivativeError>>>;
+
+pub struct Derivatives {
+    pub cache: Arc<DerivativeCache>,
+    pool: TransformPool,
+    limits: transform::Limits,
+    inflight: Mutex<HashMap<String, Flight>>,
+}
+
+impl Derivatives {
+    pub fn new(cache: Arc<DerivativeCache>, workers: usize, queue: usize, limits: transform::Limits) -> Self {
+        Self {
+            cache,
+            pool: TransformPool::new(workers, queue),
+            limits,
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn limits(&self) -> &transform::Limits {
+        &self.limits
+    }
+
+    async fn cached(&self, src: &str, der: &str) -> Option<Derivative> {
+        let cache = self.cache.clone();
+        let (s, d) = (src.to_string(), der.to_string());
+        tokio::task::spawn_blocking(move || cache.get(&s, &d)).await.ok().flatten()
+    }
+
+    /// Returns the derivative and whether it came from the cache. `load_source` reads the
+    /// original's bytes; it runs only on a miss, once per concurrent group of identical requests.
+    pub async fn fetch<F, Fut>(
+        &self,
+        src: &str,
+        der: &str,
+        spec: &Spec,
+        load_source: F,
+    ) -> Result<(Derivative, bool), DerivativeError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, DerivativeError>>,
+    {
+        if let Some(d) = self.cached(src, der).await {
+            return Ok((d, true));
+        }
+        let flight: Flight = {
+            let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(der.to_string()).or_default().clone()
+        };
+        let mut made_here = false;
+        let result = flight
+            .get_or_init(|| async {
+                made_here = true;
+                self.make(src, der, spec, load_source).await
+            })
+            .await
+            .clone();
+        {
+            let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if map.get(der).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+                map.remove(der);
+            }
+        }
+        // Waiters of someone else's flight got it from "cache" in effect; report a miss only
+        // for the request that did the work.
+        result.map(|d| (d, !made_here))
+    }
+
+    async fn make<F, Fut>(&self, src: &str, der: &str, spec: &Spec, load_source: F) -> Result<Derivative, DerivativeError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, DerivativeError>>,
+    {
+        // Another flight may have finished between our cache check and now.
+        if let Some(d) = self.cached(src, der).await {
+            return Ok(d);
+        }
+        let source = load_source().await?;
+        let spec2 = spec.clone();
+        let limits = self.limits.clone();
+        let out = self
+            .pool
+            .run(move || transform::run(&source, &spec2, &limits))
+            .await
+            .map_err(|e| match e {
+                PoolError::Busy => DerivativeError::Busy,
+                PoolError::Failed(m) => DerivativeError::Internal(m),
+            })?
+            .map_err(DerivativeError::Transform)?;
+        let content_type = out.format.content_type().to_string();
+        let cache = self.cache.clone();
+        let (s, d, ct, bytes) = (src.to_string(), der.to_string(), content_type.clone(), out.bytes.clone());
+        let stored = tokio::task::spawn_blocking(move || cache.put(&s, &d, &ct, &bytes)).await;
+        if let Ok(Err(e)) | Err(e) = stored.map_err(std::io::Error::other) {
+            tracing::warn!(error = %e, "could not store derivative in the cache");
+        }
+        Ok(Derivative {
+            content_type,
+            bytes: out.bytes,
+            id: der.to_string(),
+        })
+    }
+}

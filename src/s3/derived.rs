@@ -1,0 +1,237 @@
+//! GET/HEAD of an object with transform parameters (`?w=200&h=150&f=webp&q=90`): served from
+//! the derivative cache, or made from the stored original on a miss.
+//!
+//! Authorization is the plain GET's (s3s checked it before we get here; for presigned URLs the
+//! transform parameters are part of what was signed). The cache key includes the object's
+//! version id, so an overwritten or deleted original can never yield an old derivative.
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use s3s::dto::*;
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+
+use super::conditional::{self, Conditions, Kind};
+use super::{etag, object, Strata};
+use crate::derivative::{derivative_id, source_id, Derivative, DerivativeError};
+use crate::store::records::ObjectRecord;
+use crate::transform::{self, RawSpec, TransformError};
+use crate::util::ms_to_timestamp;
+
+/// Bytes read to recognise the source format.
+const SNIFF_BYTES: u64 = 64;
+
+fn custom(code: &'static str, status: http::StatusCode, message: String) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
+    e.set_status_code(status);
+    e
+}
+
+pub fn transform_error(e: &TransformError) -> S3Error {
+    match e {
+        TransformError::InvalidArgument { param, message } => {
+            s3_error!(InvalidArgument, "Invalid transform parameter {param}: {message}")
+        }
+        TransformError::UnsupportedSource(m) => custom(
+            "UnsupportedMediaType",
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("The object is not an image this server can transform: {m}"),
+        ),
+        TransformError::TooLarge(m) => custom(
+            "ImageTooLarge",
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The image exceeds a transform limit: {m}"),
+        ),
+        TransformError::Corrupt(m) => custom(
+            "InvalidImage",
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("The image could not be decoded: {m}"),
+        ),
+        TransformError::Timeout => custom(
+            "SlowDown",
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "The transform took too long; please retry later.".to_string(),
+        ),
+        TransformError::Internal(m) => super::errors::internal("transform", m),
+    }
+}
+
+fn derivative_error(e: DerivativeError) -> S3Error {
+    match e {
+        DerivativeError::Transform(t) => transform_error(&t),
+        DerivativeError::Busy => custom(
+            "SlowDown",
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "Too many transforms are queued; please reduce your request rate.".to_string(),
+        ),
+        DerivativeError::Source(m) | DerivativeError::Internal(m) => super::errors::internal("derivative", m),
+    }
+}
+
+/// Reads `[0, len)` of an object into memory (callers bound `len`).
+async fn read_prefix(s: &Strata, rec: &ObjectRecord, len: u64) -> Result<Bytes, String> {
+    let end = len.min(rec.size);
+    let mut stream = object::body(s, rec, 0, end);
+    let mut buf = BytesMut::with_capacity(end as usize);
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+    }
+    Ok(buf.freeze())
+}
+
+/// What GET and HEAD share: the derivative (made if needed) and its response headers.
+struct Served {
+    derivative: Derivative,
+    hit: bool,
+    auto: bool,
+    rec: ObjectRecord,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    s: &Strata,
+    bucket: &str,
+    key: &str,
+    raw: RawSpec,
+    headers: &http::HeaderMap,
+    anonymous: bool,
+    cond: &Conditions<'_>,
+    has_range: bool,
+) -> S3Result<Served> {
+    if has_range {
+        return Err(s3_error!(InvalidArgument, "Range and partNumber cannot be combined with transform parameters"));
+    }
+    let rec = s.object(bucket, key)?;
+    let head = read_prefix(s, &rec, SNIFF_BYTES)
+        .await
+        .map_err(|e| super::errors::internal("read source", e))?;
+    let format = transform::sniff(&head).ok_or_else(|| {
+        transform_error(&TransformError::UnsupportedSource(
+            "unrecognised format (JPEG, PNG, WebP and GIF can be transformed)".into(),
+        ))
+    })?;
+    let auto = raw.is_auto_format();
+    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let spec = transform::resolve(raw, accept, format);
+    let canonical = spec.canonical();
+    if anonymous {
+        if let Some(presets) = s.transform.buckets.get(bucket).and_then(|b| b.anonymous_presets.as_ref()) {
+            if !presets.iter().any(|p| p == &canonical) {
+                return Err(s3_error!(AccessDenied, "This transform is not one of the bucket's allowed presets"));
+            }
+        }
+    }
+    let src = source_id(bucket, key, &rec.version_id);
+    let der = derivative_id(&src, &canonical);
+    conditional::check(cond, &der, rec.last_modified_ms, Kind::Read)?;
+    let max_source = s.derivatives.limits().max_source_bytes;
+    if rec.size > max_source {
+        return Err(transform_error(&TransformError::TooLarge(format!(
+            "the original is {} bytes; the limit is {max_source}",
+            rec.size
+        ))));
+    }
+    let (derivative, hit) = s
+        .derivatives
+        .fetch(&src, &der, &spec, || async {
+            read_prefix(s, &rec, rec.size).await.map_err(DerivativeError::Source)
+        })
+        .await
+        .map_err(derivative_error)?;
+    Ok(Served {
+        derivative,
+        hit,
+        auto,
+        rec,
+    })
+}
+
+fn cache_control(s: &Strata, bucket: &str, versioned: bool) -> String {
+    if versioned {
+        return s.transform.cache_control_versioned.clone();
+    }
+    s.transform
+        .buckets
+        .get(bucket)
+        .and_then(|b| b.cache_control.clone())
+        .unwrap_or_else(|| s.transform.cache_control.clone())
+}
+
+fn extra_headers(served: &Served) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "x-strata-cache",
+        http::HeaderValue::from_static(if served.hit { "hit" } else { "miss" }),
+    );
+    if served.auto {
+        h.insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
+    }
+    h
+}
+
+pub async fn get(s: &Strata, req: S3Request<GetObjectInput>, raw: RawSpec) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = &req.input;
+    let cond = Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    };
+    let served = serve(
+        s,
+        &input.bucket,
+        &input.key,
+        raw,
+        &req.headers,
+        req.credentials.is_none(),
+        &cond,
+        input.range.is_some() || input.part_number.is_some(),
+    )
+    .await?;
+    let d = &served.derivative;
+    let body = d.bytes.clone();
+    let output = GetObjectOutput {
+        content_length: Some(body.len() as i64),
+        body: Some(StreamingBlob::wrap(futures::stream::iter([Ok::<_, std::io::Error>(body)]))),
+        content_type: Some(d.content_type.clone()),
+        e_tag: Some(etag(&d.id)),
+        last_modified: Some(ms_to_timestamp(served.rec.last_modified_ms)),
+        cache_control: Some(cache_control(s, &input.bucket, input.version_id.is_some())),
+        ..Default::default()
+    };
+    let mut resp = S3Response::new(output);
+    resp.headers = extra_headers(&served);
+    Ok(resp)
+}
+
+pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>, raw: RawSpec) -> S3Result<S3Response<HeadObjectOutput>> {
+    let input = &req.input;
+    let cond = Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    };
+    let served = serve(
+        s,
+        &input.bucket,
+        &input.key,
+        raw,
+        &req.headers,
+        req.credentials.is_none(),
+        &cond,
+        input.range.is_some() || input.part_number.is_some(),
+    )
+    .await?;
+    let d = &served.derivative;
+    let output = HeadObjectOutput {
+        content_length: Some(d.bytes.len() as i64),
+        content_type: Some(d.content_type.clone()),
+        e_tag: Some(etag(&d.id)),
+        last_modified: Some(ms_to_timestamp(served.rec.last_modified_ms)),
+        cache_control: Some(cache_control(s, &input.bucket, input.version_id.is_some())),
+        ..Default::default()
+    };
+    let mut resp = S3Response::new(output);
+    resp.headers = extra_headers(&served);
+    Ok(resp)
+}
