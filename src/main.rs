@@ -94,8 +94,15 @@ enum KeyCommand {
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off,sled=warn"));
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=warn"));
+    // s3s logs whole responses at debug (admin responses carry new secrets) and every client
+    // error at error level; our own logs cover both. STRATA_LOG_S3S=1 lets it through.
+    if std::env::var_os("STRATA_LOG_S3S").is_none() {
+        if let Ok(d) = "s3s=off".parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -159,11 +166,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         // Sweep blobs left by a crash before any request can create new ones.
         let data_dir = cfg.data_dir.clone();
         let grace = std::time::Duration::from_secs(cfg.limits.deleted_blob_grace_secs);
-        let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let s = strata::store::Store::open(&data_dir, false, grace)?;
-            let report = s.sweep_orphans()?;
-            s.meta.flush_blocking()?;
-            Ok(report)
+        let (mut store, swept) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let store = strata::store::Store::open(&data_dir, grace)?;
+            let report = store.sweep_orphans()?;
+            Ok((store, report))
         })
         .await??;
         if swept.orphans_removed > 0 {
@@ -172,7 +178,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
                 "removed unreferenced blobs left by an earlier crash"
             );
         }
-        let store = strata::store::Store::open(&cfg.data_dir, true, grace)?;
+        store.meta.start_group_commit();
         announce(&cfg, &root, &source);
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
@@ -241,7 +247,7 @@ fn key(cmd: KeyCommand) -> anyhow::Result<std::process::ExitCode> {
     let cfg = load_config(target.data.config.as_deref(), target.data.data.clone())?;
     let endpoint = match target.endpoint {
         Some(e) => Some(e),
-        None => match strata::store::MetaStore::open(&cfg.data_dir, false) {
+        None => match strata::store::MetaStore::open(&cfg.data_dir) {
             Ok(meta) => return key_offline(&meta, op),
             // sled holds an exclusive lock: a server owns this data dir, so ask it.
             Err(e) => {
@@ -322,7 +328,7 @@ fn fsck(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
         args.config.as_deref(),
         args.data.or_else(|| Some(PathBuf::from(DEFAULT_DATA_DIR))),
     )?;
-    let store = strata::store::Store::open(&cfg.data_dir, false, std::time::Duration::ZERO).map_err(|e| {
+    let store = strata::store::Store::open(&cfg.data_dir, std::time::Duration::ZERO).map_err(|e| {
         anyhow::anyhow!(
             "cannot open {} (is a server running on it?): {e}",
             cfg.data_dir.display()

@@ -98,6 +98,30 @@ fn readiness(store: &Store) -> bool {
     writable && store.meta.bucket("_probe").is_ok()
 }
 
+/// Our own endpoints first; everything else is S3.
+async fn route(service: S3Service, store: Store, req: http::Request<Incoming>) -> http::Response<Body> {
+    match req.uri().path() {
+        "/_strata/health" => plain(http::StatusCode::OK, "ok\n"),
+        "/_strata/ready" => {
+            let ok = tokio::task::spawn_blocking(move || readiness(&store))
+                .await
+                .unwrap_or(false);
+            if ok {
+                plain(http::StatusCode::OK, "ready\n")
+            } else {
+                plain(http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        _ => match service.call(req.map(Body::from)).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::error!(error = ?e, "request failed without an S3 response");
+                plain(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+            }
+        },
+    }
+}
+
 /// Binds `cfg.listen`, prints `listening on http://ADDR`, and serves until `shutdown` resolves.
 pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let service = build_service(&cfg, &store, &root)?;
@@ -143,27 +167,24 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
             let service = service.clone();
             let store = store.clone();
             async move {
-                let path = req.uri().path();
-                if path == "/_strata/health" {
-                    return Ok::<_, Infallible>(plain(http::StatusCode::OK, "ok\n"));
+                let request_id = format!("{:016X}", rand::random::<u64>());
+                let started = std::time::Instant::now();
+                let method = req.method().clone();
+                let path = req.uri().path().to_string();
+                let mut resp = route(service, store, req).await;
+                if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+                    resp.headers_mut().insert("x-amz-request-id", v);
                 }
-                if path == "/_strata/ready" {
-                    let ok = tokio::task::spawn_blocking(move || readiness(&store))
-                        .await
-                        .unwrap_or(false);
-                    return Ok(if ok {
-                        plain(http::StatusCode::OK, "ready\n")
-                    } else {
-                        plain(http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-                    });
-                }
-                match service.call(req.map(Body::from)).await {
-                    Ok(resp) => Ok(resp),
-                    Err(e) => {
-                        tracing::error!(error = ?e, "request failed without an S3 response");
-                        Ok(plain(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"))
-                    }
-                }
+                tracing::info!(
+                    target: "strata::access",
+                    request_id = %request_id,
+                    %peer,
+                    %method,
+                    path = %path,
+                    status = resp.status().as_u16(),
+                    micros = started.elapsed().as_micros() as u64,
+                );
+                Ok::<_, Infallible>(resp)
             }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();

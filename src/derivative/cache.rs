@@ -85,8 +85,15 @@ impl DerivativeCache {
             for f in std::fs::read_dir(dir.path())? {
                 let f = f?;
                 let meta = f.metadata()?;
-                let used = meta.accessed().or_else(|_| meta.modified()).unwrap_or(std::time::UNIX_EPOCH);
-                found.push(((name.clone(), f.file_name().to_string_lossy().into_owned()), meta.len(), used));
+                let used = meta
+                    .accessed()
+                    .or_else(|_| meta.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                found.push((
+                    (name.clone(), f.file_name().to_string_lossy().into_owned()),
+                    meta.len(),
+                    used,
+                ));
             }
         }
         found.sort_by_key(|(_, _, t)| *t);
@@ -98,7 +105,13 @@ impl DerivativeCache {
         for (k, size, _) in found {
             index.clock += 1;
             index.total += size;
-            index.entries.insert(k, Slot { size, tick: index.clock });
+            index.entries.insert(
+                k,
+                Slot {
+                    size,
+                    tick: index.clock,
+                },
+            );
         }
         let cache = Arc::new(Self {
             root,
@@ -144,7 +157,10 @@ impl DerivativeCache {
     pub fn put(&self, source: &str, derivative: &str, content_type: &str, bytes: &[u8]) -> io::Result<()> {
         let dir = self.root.join(source);
         std::fs::create_dir_all(&dir)?;
-        let tmp = self.root.join("tmp").join(format!("{derivative}.{:016x}", rand::random::<u64>()));
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{derivative}.{:016x}", rand::random::<u64>()));
         {
             let mut f = io::BufWriter::new(std::fs::File::create(&tmp)?);
             f.write_all(MAGIC)?;
@@ -160,7 +176,10 @@ impl DerivativeCache {
             let mut idx = self.lock();
             idx.clock += 1;
             let tick = idx.clock;
-            if let Some(old) = idx.entries.insert((source.to_string(), derivative.to_string()), Slot { size, tick }) {
+            if let Some(old) = idx
+                .entries
+                .insert((source.to_string(), derivative.to_string()), Slot { size, tick })
+            {
                 idx.total -= old.size;
             }
             idx.total += size;
@@ -228,11 +247,19 @@ fn read_entry(path: &Path) -> io::Result<Option<(String, Bytes)>> {
     let mut f = std::fs::File::open(path)?;
     let mut all = Vec::new();
     f.read_to_end(&mut all)?;
-    let Some(rest) = all.strip_prefix(MAGIC.as_slice()) else { return Ok(None) };
-    let Some((ct_len, rest)) = rest.split_first_chunk::<2>() else { return Ok(None) };
+    let Some(rest) = all.strip_prefix(MAGIC.as_slice()) else {
+        return Ok(None);
+    };
+    let Some((ct_len, rest)) = rest.split_first_chunk::<2>() else {
+        return Ok(None);
+    };
     let ct_len = u16::from_be_bytes(*ct_len) as usize;
-    let Some((ct, rest)) = rest.split_at_checked(ct_len) else { return Ok(None) };
-    let Some((body_len, body)) = rest.split_first_chunk::<8>() else { return Ok(None) };
+    let Some((ct, rest)) = rest.split_at_checked(ct_len) else {
+        return Ok(None);
+    };
+    let Some((body_len, body)) = rest.split_first_chunk::<8>() else {
+        return Ok(None);
+    };
     if u64::from_be_bytes(*body_len) != body.len() as u64 {
         return Ok(None);
     }
@@ -259,7 +286,12 @@ mod tests {
         // Tear the file: it must read as a miss, not as wrong bytes.
         let p = dir.path().join("cache/s1/d1");
         let len = std::fs::metadata(&p).expect("meta").len();
-        std::fs::OpenOptions::new().write(true).open(&p).expect("open").set_len(len - 2).expect("truncate");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .expect("open")
+            .set_len(len - 2)
+            .expect("truncate");
         assert!(c.get("s1", "d1").is_none());
         assert_eq!(c.entries(), 0);
     }

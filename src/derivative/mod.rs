@@ -54,7 +54,10 @@ impl Derivatives {
     async fn cached(&self, src: &str, der: &str) -> Option<Derivative> {
         let cache = self.cache.clone();
         let (s, d) = (src.to_string(), der.to_string());
-        tokio::task::spawn_blocking(move || cache.get(&s, &d)).await.ok().flatten()
+        tokio::task::spawn_blocking(move || cache.get(&s, &d))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Returns the derivative and whether it came from the cache. `load_source` reads the
@@ -96,7 +99,13 @@ impl Derivatives {
         result.map(|d| (d, !made_here))
     }
 
-    async fn make<F, Fut>(&self, src: &str, der: &str, spec: &Spec, load_source: F) -> Result<Derivative, DerivativeError>
+    async fn make<F, Fut>(
+        &self,
+        src: &str,
+        der: &str,
+        spec: &Spec,
+        load_source: F,
+    ) -> Result<Derivative, DerivativeError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, DerivativeError>>,
@@ -119,7 +128,12 @@ impl Derivatives {
             .map_err(DerivativeError::Transform)?;
         let content_type = out.format.content_type().to_string();
         let cache = self.cache.clone();
-        let (s, d, ct, bytes) = (src.to_string(), der.to_string(), content_type.clone(), out.bytes.clone());
+        let (s, d, ct, bytes) = (
+            src.to_string(),
+            der.to_string(),
+            content_type.clone(),
+            out.bytes.clone(),
+        );
         let stored = tokio::task::spawn_blocking(move || cache.put(&s, &d, &ct, &bytes)).await;
         if let Ok(Err(e)) | Err(e) = stored.map_err(std::io::Error::other) {
             tracing::warn!(error = %e, "could not store derivative in the cache");

@@ -98,7 +98,10 @@ async fn serve(
     has_range: bool,
 ) -> S3Result<Served> {
     if has_range {
-        return Err(s3_error!(InvalidArgument, "Range and partNumber cannot be combined with transform parameters"));
+        return Err(s3_error!(
+            InvalidArgument,
+            "Range and partNumber cannot be combined with transform parameters"
+        ));
     }
     let rec = s.object(bucket, key)?;
     let head = read_prefix(s, &rec, SNIFF_BYTES)
@@ -114,9 +117,17 @@ async fn serve(
     let spec = transform::resolve(raw, accept, format);
     let canonical = spec.canonical();
     if anonymous {
-        if let Some(presets) = s.transform.buckets.get(bucket).and_then(|b| b.anonymous_presets.as_ref()) {
+        if let Some(presets) = s
+            .transform
+            .buckets
+            .get(bucket)
+            .and_then(|b| b.anonymous_presets.as_ref())
+        {
             if !presets.iter().any(|p| p == &canonical) {
-                return Err(s3_error!(AccessDenied, "This transform is not one of the bucket's allowed presets"));
+                return Err(s3_error!(
+                    AccessDenied,
+                    "This transform is not one of the bucket's allowed presets"
+                ));
             }
         }
     }
@@ -191,7 +202,9 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>, raw: RawSpec) -> S3
     let body = d.bytes.clone();
     let output = GetObjectOutput {
         content_length: Some(body.len() as i64),
-        body: Some(StreamingBlob::wrap(futures::stream::iter([Ok::<_, std::io::Error>(body)]))),
+        body: Some(StreamingBlob::wrap(futures::stream::iter([Ok::<_, std::io::Error>(
+            body,
+        )]))),
         content_type: Some(d.content_type.clone()),
         e_tag: Some(etag(&d.id)),
         last_modified: Some(ms_to_timestamp(served.rec.last_modified_ms)),

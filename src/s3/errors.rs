@@ -27,9 +27,19 @@ pub fn ingest_error(e: IngestError) -> S3Error {
         ),
         IngestError::Body(msg) => {
             tracing::warn!(error = %msg, "request body failed");
-            // s3s reports signature failures of aws-chunked bodies as stream errors.
-            if msg.contains("signature") || msg.contains("Signature") {
-                s3_error!(SignatureDoesNotMatch, "The chunk signature does not match: {msg}")
+            // s3s's body-verification error types are private; their messages name the variant.
+            if msg.contains("Sha256Mismatch") {
+                let mut err = S3Error::with_message(
+                    S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                );
+                err.set_status_code(http::StatusCode::BAD_REQUEST);
+                err
+            } else if msg.contains("SignatureMismatch") {
+                s3_error!(
+                    SignatureDoesNotMatch,
+                    "The chunk signature does not match what was computed."
+                )
             } else {
                 s3_error!(IncompleteBody, "The request body terminated unexpectedly: {msg}")
             }

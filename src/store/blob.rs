@@ -230,8 +230,8 @@ impl BlobStore {
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             let _ = tokio::task::spawn_blocking(move || {
-            for p in paths {
-                if let Err(e) = fs::remove_file(&p) {
+                for p in paths {
+                    if let Err(e) = fs::remove_file(&p) {
                         if e.kind() != io::ErrorKind::NotFound {
                             tracing::warn!(path = %p.display(), error = %e, "could not remove blob");
                         }

@@ -79,14 +79,13 @@ fn parts_prefix(upload_id: &str) -> Vec<u8> {
 }
 
 impl MetaStore {
-    /// Opens (or creates) the sled database under `<data>/meta`. Without a tokio runtime
-    /// (offline admin commands) durability falls back to a synchronous flush.
-    pub fn open(data_dir: &Path, with_group_commit: bool) -> Result<Self, StoreError> {
+    /// Opens (or creates) the sled database under `<data>/meta`. Until
+    /// [`MetaStore::start_group_commit`] is called, durability is a synchronous flush.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(data_dir.join("meta"))
             .mode(sled::Mode::HighThroughput)
             .open()?;
-        let commit = with_group_commit.then(|| GroupCommit::start(db.clone()));
         Ok(Self {
             buckets: db.open_tree("buckets")?,
             objects: db.open_tree("objects")?,
@@ -94,8 +93,15 @@ impl MetaStore {
             parts: db.open_tree("parts")?,
             keys: db.open_tree("keys")?,
             db,
-            commit,
+            commit: None,
         })
+    }
+
+    /// Starts the group-commit flusher (needs a tokio runtime); clones made afterwards share it.
+    pub fn start_group_commit(&mut self) {
+        if self.commit.is_none() {
+            self.commit = Some(GroupCommit::start(self.db.clone()));
+        }
     }
 
     /// Waits until every change made so far is on stable storage.

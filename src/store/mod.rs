@@ -55,10 +55,10 @@ pub struct SweepReport {
 }
 
 impl Store {
-    /// Opens the store. `serving` starts the group-commit task (needs a tokio runtime).
-    pub fn open(data_dir: &Path, serving: bool, delete_grace: std::time::Duration) -> Result<Self, StoreError> {
+    /// Opens the store. Call `meta.start_group_commit()` before serving requests.
+    pub fn open(data_dir: &Path, delete_grace: std::time::Duration) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
-        let meta = MetaStore::open(data_dir, serving)?;
+        let meta = MetaStore::open(data_dir)?;
         let blobs = BlobStore::open(data_dir, delete_grace)?;
         Ok(Self {
             meta,

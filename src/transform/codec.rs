@@ -57,13 +57,9 @@ impl Pixels {
     pub(crate) fn into_dynamic(self) -> Result<DynamicImage, TransformError> {
         let bad = || TransformError::Internal("pixel buffer size mismatch".into());
         Ok(if self.alpha {
-            DynamicImage::ImageRgba8(
-                image::RgbaImage::from_raw(self.width, self.height, self.data).ok_or_else(bad)?,
-            )
+            DynamicImage::ImageRgba8(image::RgbaImage::from_raw(self.width, self.height, self.data).ok_or_else(bad)?)
         } else {
-            DynamicImage::ImageRgb8(
-                image::RgbImage::from_raw(self.width, self.height, self.data).ok_or_else(bad)?,
-            )
+            DynamicImage::ImageRgb8(image::RgbImage::from_raw(self.width, self.height, self.data).ok_or_else(bad)?)
         })
     }
 }
@@ -149,10 +145,8 @@ pub fn decode(
     max_alloc: u64,
 ) -> Result<Decoded, TransformError> {
     // Third-party decoders are fuzzed but not proven panic-free: contain any panic.
-    catch_unwind(AssertUnwindSafe(|| {
-        decode_inner(input, info, min_size, max_alloc)
-    }))
-    .unwrap_or_else(|_| Err(TransformError::Internal("image decoder panicked".into())))
+    catch_unwind(AssertUnwindSafe(|| decode_inner(input, info, min_size, max_alloc)))
+        .unwrap_or_else(|_| Err(TransformError::Internal("image decoder panicked".into())))
 }
 
 fn decode_inner(
@@ -168,7 +162,7 @@ fn decode_inner(
             ));
         }
         let k = jpeg_idct_size(info.width, info.height, min_size.0, min_size.1);
-        if k < 8 && std::env::var_os("NO_SHRINK").is_none() {
+        if k < 8 {
             if let Some(d) = decode_jpeg_scaled(input, info, k, max_alloc)? {
                 return Ok(d);
             }
@@ -202,29 +196,20 @@ fn decode_jpeg_scaled(
         let v = (u64::from(len) * u64::from(k)).div_ceil(8);
         u16::try_from(v).unwrap_or(u16::MAX)
     };
-    let (w, h) = dec
-        .scale(want(info.width), want(info.height))
-        .map_err(corrupt)?;
+    let (w, h) = dec.scale(want(info.width), want(info.height)).map_err(corrupt)?;
     let Some(meta) = dec.info() else {
         return Ok(None);
     };
     let format = meta.pixel_format;
-    if !matches!(
-        format,
-        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
-    ) {
+    if !matches!(format, jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8) {
         return Ok(None);
     }
     let raw = dec.decode().map_err(corrupt)?;
     let (w, h) = (u32::from(w), u32::from(h));
     let px = (w as usize).checked_mul(h as usize);
     let data = match format {
-        jpeg_decoder::PixelFormat::RGB24 if Some(raw.len()) == px.and_then(|p| p.checked_mul(3)) => {
-            raw
-        }
-        jpeg_decoder::PixelFormat::L8 if Some(raw.len()) == px => {
-            raw.iter().flat_map(|&l| [l, l, l]).collect()
-        }
+        jpeg_decoder::PixelFormat::RGB24 if Some(raw.len()) == px.and_then(|p| p.checked_mul(3)) => raw,
+        jpeg_decoder::PixelFormat::L8 if Some(raw.len()) == px => raw.iter().flat_map(|&l| [l, l, l]).collect(),
         _ => {
             return Err(TransformError::Corrupt(
                 "jpeg: decoded size does not match the header".into(),
@@ -244,12 +229,7 @@ fn decode_jpeg_scaled(
 
 /// Encodes RGB/RGBA pixels. JPEG input must be RGB (the pipeline flattens first).
 /// `icc` is embedded where the format allows (JPEG, PNG, WebP).
-pub fn encode(
-    px: &Pixels,
-    format: OutputFormat,
-    quality: u8,
-    icc: Option<&[u8]>,
-) -> Result<Vec<u8>, TransformError> {
+pub fn encode(px: &Pixels, format: OutputFormat, quality: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, TransformError> {
     let color = if px.alpha {
         ExtendedColorType::Rgba8
     } else {
@@ -268,8 +248,7 @@ pub fn encode(
             if let Some(icc) = icc {
                 let _ = enc.set_icc_profile(icc.to_vec());
             }
-            enc.write_image(&px.data, px.width, px.height, color)
-                .map_err(enc_err)?;
+            enc.write_image(&px.data, px.width, px.height, color).map_err(enc_err)?;
         }
         OutputFormat::Png => {
             let mut enc = image::codecs::png::PngEncoder::new_with_quality(
@@ -280,8 +259,7 @@ pub fn encode(
             if let Some(icc) = icc {
                 let _ = enc.set_icc_profile(icc.to_vec());
             }
-            enc.write_image(&px.data, px.width, px.height, color)
-                .map_err(enc_err)?;
+            enc.write_image(&px.data, px.width, px.height, color).map_err(enc_err)?;
         }
         OutputFormat::Webp => {
             let enc = if px.alpha {
@@ -299,8 +277,7 @@ pub fn encode(
         }
         OutputFormat::Gif => {
             let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut out, 10);
-            enc.encode(&px.data, px.width, px.height, color)
-                .map_err(enc_err)?;
+            enc.encode(&px.data, px.width, px.height, color).map_err(enc_err)?;
         }
         OutputFormat::Avif => {
             return Err(TransformError::Internal(

@@ -159,12 +159,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {
-        Rect {
-            x,
-            y,
-            width,
-            height,
-        }
+        Rect { x, y, width, height }
     }
 
     #[test]

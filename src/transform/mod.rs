@@ -42,8 +42,8 @@ pub use error::TransformError;
 pub use geometry::{Plan, Rect};
 pub use negotiate::choose_format;
 pub use params::{
-    is_transform_query, parse_query, Fit, FormatParam, OutputFormat, RawSpec, Rgba, Spec,
-    DEFAULT_QUALITY, MAX_DIMENSION,
+    is_transform_query, parse_query, Fit, FormatParam, OutputFormat, RawSpec, Rgba, Spec, DEFAULT_QUALITY,
+    MAX_DIMENSION,
 };
 pub use pipeline::{run, Limits, Output};
 pub use probe::{probe, sniff, SourceFormat, SourceInfo};
@@ -91,19 +91,16 @@ mod tests {
         assert!(raw.is_auto_format());
         let s = resolve(raw.clone(), Some("image/webp,*/*"), SourceFormat::Jpeg);
         assert_eq!(s.output_format(), OutputFormat::Webp);
-        assert_eq!(
-            s.canonical(),
-            "w=200,h=150,fit=cover,f=webp,q=80,bg=00000000,strip=1"
-        );
+        assert_eq!(s.canonical(), "w=200,h=150,fit=cover,f=webp,q=80,bg=00000000,strip=1");
         let s = resolve(raw, None, SourceFormat::Jpeg);
-        assert_eq!(
-            s.canonical(),
-            "w=200,h=150,fit=cover,f=jpeg,q=80,bg=ffffffff,strip=1"
-        );
+        assert_eq!(s.canonical(), "w=200,h=150,fit=cover,f=jpeg,q=80,bg=ffffffff,strip=1");
         let raw = parse_query("w=10").unwrap().unwrap();
         assert!(!raw.is_auto_format());
         assert_eq!(resolve(raw.clone(), None, SourceFormat::Gif).format, OutputFormat::Gif);
-        assert_eq!(resolve(raw, Some("image/webp"), SourceFormat::Webp).format, OutputFormat::Webp);
+        assert_eq!(
+            resolve(raw, Some("image/webp"), SourceFormat::Webp).format,
+            OutputFormat::Webp
+        );
     }
 
     #[test]
@@ -121,7 +118,11 @@ mod tests {
         assert_eq!(TransformError::Timeout.http_status(), 503);
         assert_eq!(TransformError::UnsupportedSource(String::new()).http_status(), 415);
         assert_eq!(
-            TransformError::InvalidArgument { param: "w".into(), message: String::new() }.http_status(),
+            TransformError::InvalidArgument {
+                param: "w".into(),
+                message: String::new()
+            }
+            .http_status(),
             400
         );
     }

@@ -51,9 +51,7 @@ fn parse_qvalue(v: &str) -> Option<u16> {
 }
 
 fn accepts(accept: Option<&str>, media_type: &str) -> bool {
-    accept
-        .and_then(|a| explicit_q(a, media_type))
-        .is_some_and(|q| q > 0)
+    accept.and_then(|a| explicit_q(a, media_type)).is_some_and(|q| q > 0)
 }
 
 /// Output format for `f=auto`: AVIF if accepted and built in, else WebP if accepted, else the
@@ -90,8 +88,7 @@ pub fn same_as_source(source: SourceFormat) -> OutputFormat {
 mod tests {
     use super::*;
 
-    const CHROME: &str =
-        "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+    const CHROME: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
 
     #[test]
     fn browser_accept_picks_modern_format() {

@@ -106,10 +106,7 @@ impl OutputFormat {
 
     /// Whether `q` affects the output.
     pub fn is_lossy(&self) -> bool {
-        matches!(
-            self,
-            OutputFormat::Jpeg | OutputFormat::Webp | OutputFormat::Avif
-        )
+        matches!(self, OutputFormat::Jpeg | OutputFormat::Webp | OutputFormat::Avif)
     }
 
     /// Whether the output keeps an alpha channel (GIF: binary transparency only).
@@ -134,12 +131,7 @@ impl Rgba {
         b: 255,
         a: 255,
     };
-    pub const TRANSPARENT: Rgba = Rgba {
-        r: 0,
-        g: 0,
-        b: 0,
-        a: 0,
-    };
+    pub const TRANSPARENT: Rgba = Rgba { r: 0, g: 0, b: 0, a: 0 };
 
     fn hex(&self) -> String {
         format!("{:02x}{:02x}{:02x}{:02x}", self.r, self.g, self.b, self.a)
@@ -201,12 +193,7 @@ impl Spec {
         } else {
             s.push_str("q=-,");
         }
-        let _ = write!(
-            s,
-            "bg={},strip={}",
-            self.background.hex(),
-            u8::from(self.strip)
-        );
+        let _ = write!(s, "bg={},strip={}", self.background.hex(), u8::from(self.strip));
         s
     }
 
@@ -251,8 +238,7 @@ pub fn parse_query(query: &str) -> Result<Option<RawSpec>, TransformError> {
     let mut dpr_seen = false;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(k)
-            .ok_or_else(|| TransformError::invalid(k, "malformed percent-encoding in name"))?;
+        let key = percent_decode(k).ok_or_else(|| TransformError::invalid(k, "malformed percent-encoding in name"))?;
         if is_s3_param(&key) {
             continue;
         }
@@ -266,8 +252,8 @@ pub fn parse_query(query: &str) -> Result<Option<RawSpec>, TransformError> {
             return Err(TransformError::invalid(&key, "given more than once"));
         }
         seen.push(key.clone());
-        let value = percent_decode(v)
-            .ok_or_else(|| TransformError::invalid(&key, "malformed percent-encoding in value"))?;
+        let value =
+            percent_decode(v).ok_or_else(|| TransformError::invalid(&key, "malformed percent-encoding in value"))?;
         let value = value.as_str();
         match key.as_str() {
             "w" => raw.width = Some(parse_dimension("w", value)?),
@@ -286,10 +272,7 @@ pub fn parse_query(query: &str) -> Result<Option<RawSpec>, TransformError> {
     }
     if dpr_seen {
         if raw.width.is_none() && raw.height.is_none() {
-            return Err(TransformError::invalid(
-                "dpr",
-                "dpr needs w or h (it multiplies them)",
-            ));
+            return Err(TransformError::invalid("dpr", "dpr needs w or h (it multiplies them)"));
         }
         raw.width = apply_dpr(raw.width, raw.dpr_milli)?;
         raw.height = apply_dpr(raw.height, raw.dpr_milli)?;
@@ -312,9 +295,8 @@ fn apply_dpr(dim: Option<u32>, dpr_milli: u32) -> Result<Option<u32>, TransformE
 }
 
 fn parse_dimension(param: &str, v: &str) -> Result<u32, TransformError> {
-    let n = parse_uint(v).ok_or_else(|| {
-        TransformError::invalid(param, format!("expected an integer 1..={MAX_DIMENSION}"))
-    })?;
+    let n = parse_uint(v)
+        .ok_or_else(|| TransformError::invalid(param, format!("expected an integer 1..={MAX_DIMENSION}")))?;
     if !(1..=u64::from(MAX_DIMENSION)).contains(&n) {
         return Err(TransformError::invalid(
             param,
@@ -352,10 +334,7 @@ fn parse_dpr(v: &str) -> Result<u32, TransformError> {
         scale /= 10;
     }
     if !(1000..=4000).contains(&milli) {
-        return Err(TransformError::invalid(
-            "dpr",
-            format!("{v} is out of range 1..=4"),
-        ));
+        return Err(TransformError::invalid("dpr", format!("{v} is out of range 1..=4")));
     }
     Ok(milli)
 }
@@ -402,10 +381,7 @@ fn parse_format(v: &str) -> Result<FormatParam, TransformError> {
 fn parse_quality(v: &str) -> Result<u8, TransformError> {
     match parse_uint(v) {
         Some(n @ 1..=100) => Ok(n as u8),
-        Some(n) => Err(TransformError::invalid(
-            "q",
-            format!("{n} is out of range 1..=100"),
-        )),
+        Some(n) => Err(TransformError::invalid("q", format!("{n} is out of range 1..=100"))),
         None => Err(TransformError::invalid("q", "expected an integer 1..=100")),
     }
 }
@@ -544,7 +520,17 @@ mod tests {
         assert_eq!(raw("w=1").width, Some(1));
         assert_eq!(raw("w=8192").width, Some(8192));
         assert_eq!(raw("h=8192").height, Some(8192));
-        for bad in ["w=0", "w=8193", "w=-1", "w=1.5", "w=", "w", "w=abc", "w=+5", "w=99999999999"] {
+        for bad in [
+            "w=0",
+            "w=8193",
+            "w=-1",
+            "w=1.5",
+            "w=",
+            "w",
+            "w=abc",
+            "w=+5",
+            "w=99999999999",
+        ] {
             assert_eq!(err_param(bad), "w", "{bad}");
         }
         assert_eq!(err_param("h=0"), "h");

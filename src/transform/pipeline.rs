@@ -150,10 +150,7 @@ fn step_check_limits(ctx: &mut Ctx<'_>) -> Result<(), TransformError> {
     let (ow, oh) = info.oriented_dimensions();
     let plan = geometry::plan(ow, oh, ctx.spec.width, ctx.spec.height, ctx.spec.fit);
     let max_dim = codec::max_output_dimension(ctx.spec.format);
-    if plan.output_pixels() > ctx.limits.max_output_pixels
-        || plan.canvas.0 > max_dim
-        || plan.canvas.1 > max_dim
-    {
+    if plan.output_pixels() > ctx.limits.max_output_pixels || plan.canvas.0 > max_dim || plan.canvas.1 > max_dim {
         return Err(TransformError::TooLarge(format!(
             "output would be {}x{}, limits {} pixels and {} px per side for {}",
             plan.canvas.0,
@@ -172,10 +169,7 @@ fn step_decode(ctx: &mut Ctx<'_>) -> Result<(), TransformError> {
     let plan = ctx.plan()?;
     // Keep at least 2x the resize target for the convolution (as libvips does), in the
     // stored orientation.
-    let need = (
-        plan.resized.0.saturating_mul(2),
-        plan.resized.1.saturating_mul(2),
-    );
+    let need = (plan.resized.0.saturating_mul(2), plan.resized.1.saturating_mul(2));
     let need = if swaps_axes(info.orientation) {
         (need.1, need.0)
     } else {
@@ -191,11 +185,7 @@ fn step_decode(ctx: &mut Ctx<'_>) -> Result<(), TransformError> {
 
 /// Maps a rectangle given in displayed (oriented) coordinates to stored coordinates.
 /// `(w, h)` are the stored dimensions.
-fn unorient_rect(
-    o: Orientation,
-    (w, h): (f64, f64),
-    (x, y, rw, rh): (f64, f64, f64, f64),
-) -> (f64, f64, f64, f64) {
+fn unorient_rect(o: Orientation, (w, h): (f64, f64), (x, y, rw, rh): (f64, f64, f64, f64)) -> (f64, f64, f64, f64) {
     match o {
         Orientation::NoTransforms => (x, y, rw, rh),
         Orientation::FlipHorizontal => (w - x - rw, y, rw, rh),
@@ -218,11 +208,7 @@ fn step_resize(ctx: &mut Ctx<'_>) -> Result<(), TransformError> {
     let px = ctx.take_pixels()?;
     let (ow, oh) = info.oriented_dimensions();
     let crop = plan.source_crop(ow, oh);
-    let (sl, st, sw, sh) = unorient_rect(
-        info.orientation,
-        (f64::from(info.width), f64::from(info.height)),
-        crop,
-    );
+    let (sl, st, sw, sh) = unorient_rect(info.orientation, (f64::from(info.width), f64::from(info.height)), crop);
     // The decoder may have shrunk the image (or reported other dimensions than the header).
     let fx = f64::from(px.width) / f64::from(info.width);
     let fy = f64::from(px.height) / f64::from(info.height);
@@ -236,12 +222,7 @@ fn step_resize(ctx: &mut Ctx<'_>) -> Result<(), TransformError> {
     } else {
         (plan.crop.width, plan.crop.height)
     };
-    let identity = tw == px.width
-        && th == px.height
-        && left == 0.0
-        && top == 0.0
-        && cw == dw
-        && ch == dh;
+    let identity = tw == px.width && th == px.height && left == 0.0 && top == 0.0 && cw == dw && ch == dh;
     if identity {
         ctx.pixels = Some(px);
         return Ok(());
@@ -252,8 +233,7 @@ fn step_resize(ctx: &mut Ctx<'_>) -> Result<(), TransformError> {
         fr::PixelType::U8x3
     };
     let internal = |e: &dyn std::fmt::Display| TransformError::Internal(format!("resize: {e}"));
-    let src = fr::images::ImageRef::new(px.width, px.height, &px.data, pixel_type)
-        .map_err(|e| internal(&e))?;
+    let src = fr::images::ImageRef::new(px.width, px.height, &px.data, pixel_type).map_err(|e| internal(&e))?;
     let mut dst = fr::images::Image::new(tw, th, pixel_type);
     let options = fr::ResizeOptions::new()
         .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
@@ -316,12 +296,7 @@ fn step_compose(ctx: &mut Ctx<'_>) -> Result<(), TransformError> {
 
 /// Places `px` at `offset` on a `canvas` filled with `bg`. The canvas has alpha when the
 /// image or the colour does.
-fn letterbox(
-    px: &Pixels,
-    canvas: (u32, u32),
-    offset: (u32, u32),
-    bg: Rgba,
-) -> Result<Pixels, TransformError> {
+fn letterbox(px: &Pixels, canvas: (u32, u32), offset: (u32, u32), bg: Rgba) -> Result<Pixels, TransformError> {
     let alpha = px.alpha || bg.a < 255;
     let ch = if alpha { 4 } else { 3 };
     let fill: &[u8] = if alpha {
@@ -341,9 +316,7 @@ fn letterbox(
     let (ox, oy) = (offset.0 as usize, offset.1 as usize);
     let (w, h) = (px.width as usize, px.height as usize);
     if ox + w > cw || oy + h > chh {
-        return Err(TransformError::Internal(
-            "letterbox offset out of canvas".into(),
-        ));
+        return Err(TransformError::Internal("letterbox offset out of canvas".into()));
     }
     let sc = px.channels();
     for y in 0..h {
@@ -389,12 +362,7 @@ fn flatten(px: &Pixels, bg: Rgba) -> Pixels {
 fn step_encode(ctx: &mut Ctx<'_>) -> Result<(), TransformError> {
     let px = ctx.take_pixels()?;
     let icc = ctx.icc.as_deref();
-    ctx.encoded = Some(codec::encode(
-        &px,
-        ctx.spec.format,
-        ctx.spec.quality,
-        icc,
-    )?);
+    ctx.encoded = Some(codec::encode(&px, ctx.spec.format, ctx.spec.quality, icc)?);
     Ok(())
 }
 
@@ -419,8 +387,7 @@ mod tests {
     fn transform(name: &str, query: &str) -> (Output, DynamicImage) {
         let src = read(name);
         let spec = spec_for(query, &src);
-        let out = run(&src, &spec, &Limits::default())
-            .unwrap_or_else(|e| panic!("{name}?{query}: {e}"));
+        let out = run(&src, &spec, &Limits::default()).unwrap_or_else(|e| panic!("{name}?{query}: {e}"));
         let img = image::load_from_memory(&out.bytes).unwrap();
         assert_eq!(
             (img.width(), img.height()),
@@ -505,7 +472,11 @@ mod tests {
         // Reference: full decode, rotate, then resize with image's own filter.
         let mut reference = image::load_from_memory(&read(name)).unwrap();
         reference.apply_orientation(Orientation::Rotate90);
-        for (q, w, h) in [("w=64&h=32&fit=fill", 64, 32), ("w=40&h=100&fit=fill", 40, 100), ("w=96&h=48&fit=cover", 96, 48)] {
+        for (q, w, h) in [
+            ("w=64&h=32&fit=fill", 64, 32),
+            ("w=40&h=100&fit=fill", 40, 100),
+            ("w=96&h=48&fit=cover", 96, 48),
+        ] {
             let (out, img) = transform(name, &format!("{q}&f=png"));
             assert_eq!((out.width, out.height), (w, h));
             let expect = if q.contains("cover") {
@@ -667,12 +638,20 @@ mod tests {
         let tall = forged_png(1, 4000);
         let spec = spec_for("h=8192&f=webp", &tall);
         assert_eq!(spec.fit, Fit::Scale);
-        assert!(matches!(run(&tall, &spec, &Limits::default()), Err(TransformError::TooLarge(_)) | Err(TransformError::Corrupt(_))));
+        assert!(matches!(
+            run(&tall, &spec, &Limits::default()),
+            Err(TransformError::TooLarge(_)) | Err(TransformError::Corrupt(_))
+        ));
     }
 
     #[test]
     fn truncated_inputs_are_corrupt() {
-        for name in ["twowings-2560x1600.jpg", "storm-1920x1280.jpg", "coffee-600x400.png", "gulp-alpha-1920x1200.png"] {
+        for name in [
+            "twowings-2560x1600.jpg",
+            "storm-1920x1280.jpg",
+            "coffee-600x400.png",
+            "gulp-alpha-1920x1200.png",
+        ] {
             let src = read(name);
             let cut = &src[..src.len() * 2 / 3];
             for q in ["w=100", "w=2000&f=png"] {
@@ -712,7 +691,11 @@ mod tests {
     #[test]
     fn garbage_after_magic_never_panics() {
         let spec = spec_for("w=10", &read("coffee-600x400.png"));
-        let real = [read("hopper.gif"), read("hopper-exif-orientation6.jpg"), read("flower-480x360.webp")];
+        let real = [
+            read("hopper.gif"),
+            read("hopper-exif-orientation6.jpg"),
+            read("flower-480x360.webp"),
+        ];
         let mut s = 0x2545F4914F6CDD1Du64;
         for src in &real {
             for _ in 0..40 {

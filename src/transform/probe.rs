@@ -71,10 +71,7 @@ impl SourceInfo {
 pub(crate) fn swaps_axes(o: Orientation) -> bool {
     matches!(
         o,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
     )
 }
 
@@ -100,9 +97,7 @@ pub fn sniff(head: &[u8]) -> Option<SourceFormat> {
 /// result is `Corrupt("… header is incomplete …")`, so pass more bytes or the whole object).
 pub fn probe(head: &[u8]) -> Result<SourceInfo, TransformError> {
     let format = sniff(head).ok_or_else(|| {
-        TransformError::UnsupportedSource(
-            "not a supported image (expected JPEG, PNG, WebP or GIF)".into(),
-        )
+        TransformError::UnsupportedSource("not a supported image (expected JPEG, PNG, WebP or GIF)".into())
     })?;
     let info = match format {
         SourceFormat::Jpeg => probe_jpeg(head)?,
@@ -164,7 +159,7 @@ fn probe_jpeg(b: &[u8]) -> Result<SourceInfo, TransformError> {
         match marker {
             // Standalone markers: TEM, RSTn.
             0x01 | 0xD0..=0xD7 => continue,
-            0xD8 | 0xD9 | 0xDA => {
+            0xD8..=0xDA => {
                 // SOI again, EOI or SOS before any SOF.
                 return Err(TransformError::Corrupt(
                     "jpeg: no frame header (SOF) before image data".into(),
@@ -174,9 +169,7 @@ fn probe_jpeg(b: &[u8]) -> Result<SourceInfo, TransformError> {
         }
         let len = usize::from(be16(b, pos).ok_or_else(|| incomplete("jpeg"))?);
         if len < 2 {
-            return Err(TransformError::Corrupt(
-                "jpeg: segment length < 2".into(),
-            ));
+            return Err(TransformError::Corrupt("jpeg: segment length < 2".into()));
         }
         let seg_start = pos + 2;
         let seg_end = pos + len;
@@ -222,9 +215,7 @@ fn probe_png(b: &[u8]) -> Result<SourceInfo, TransformError> {
     let height = be32(b, 20).ok_or_else(|| incomplete("png"))?;
     let colour = *b.get(25).ok_or_else(|| incomplete("png"))?;
     if width > i32::MAX as u32 || height > i32::MAX as u32 {
-        return Err(TransformError::Corrupt(
-            "png: dimension above 2^31-1".into(),
-        ));
+        return Err(TransformError::Corrupt("png: dimension above 2^31-1".into()));
     }
     let mut has_alpha = matches!(colour, 4 | 6);
     let mut orientation = Orientation::NoTransforms;
@@ -327,11 +318,7 @@ fn probe_webp(b: &[u8]) -> Result<SourceInfo, TransformError> {
                 }
                 break;
             }
-            _ if !extended => {
-                return Err(TransformError::Corrupt(
-                    "webp: unexpected first chunk".into(),
-                ))
-            }
+            _ if !extended => return Err(TransformError::Corrupt("webp: unexpected first chunk".into())),
             _ => {}
         }
         // Chunks are padded to an even size.
@@ -360,13 +347,62 @@ mod tests {
     #[test]
     fn probes_every_shared_image() {
         let cases = [
-            ("twowings-2560x1600.jpg", SourceFormat::Jpeg, 2560, 1600, Orientation::NoTransforms, false),
-            ("storm-1920x1280.jpg", SourceFormat::Jpeg, 1920, 1280, Orientation::NoTransforms, false),
-            ("gulp-alpha-1920x1200.png", SourceFormat::Png, 1920, 1200, Orientation::NoTransforms, true),
-            ("coffee-600x400.png", SourceFormat::Png, 600, 400, Orientation::NoTransforms, false),
-            ("hopper-exif-orientation6.jpg", SourceFormat::Jpeg, 128, 128, Orientation::Rotate90, false),
-            ("hopper.gif", SourceFormat::Gif, 128, 128, Orientation::NoTransforms, false),
-            ("flower-480x360.webp", SourceFormat::Webp, 480, 360, Orientation::NoTransforms, false),
+            (
+                "twowings-2560x1600.jpg",
+                SourceFormat::Jpeg,
+                2560,
+                1600,
+                Orientation::NoTransforms,
+                false,
+            ),
+            (
+                "storm-1920x1280.jpg",
+                SourceFormat::Jpeg,
+                1920,
+                1280,
+                Orientation::NoTransforms,
+                false,
+            ),
+            (
+                "gulp-alpha-1920x1200.png",
+                SourceFormat::Png,
+                1920,
+                1200,
+                Orientation::NoTransforms,
+                true,
+            ),
+            (
+                "coffee-600x400.png",
+                SourceFormat::Png,
+                600,
+                400,
+                Orientation::NoTransforms,
+                false,
+            ),
+            (
+                "hopper-exif-orientation6.jpg",
+                SourceFormat::Jpeg,
+                128,
+                128,
+                Orientation::Rotate90,
+                false,
+            ),
+            (
+                "hopper.gif",
+                SourceFormat::Gif,
+                128,
+                128,
+                Orientation::NoTransforms,
+                false,
+            ),
+            (
+                "flower-480x360.webp",
+                SourceFormat::Webp,
+                480,
+                360,
+                Orientation::NoTransforms,
+                false,
+            ),
         ];
         for (name, fmt, w, h, o, alpha) in cases {
             let bytes = read(name);
@@ -384,7 +420,13 @@ mod tests {
 
     #[test]
     fn non_images_are_unsupported() {
-        for data in [&b""[..], b"hello world", b"%PDF-1.7\n", b"\x00\x00\x00\x1cftypavif", b"BM\x00\x00"] {
+        for data in [
+            &b""[..],
+            b"hello world",
+            b"%PDF-1.7\n",
+            b"\x00\x00\x00\x1cftypavif",
+            b"BM\x00\x00",
+        ] {
             assert!(
                 matches!(probe(data), Err(TransformError::UnsupportedSource(_))),
                 "{data:?}"
@@ -394,7 +436,12 @@ mod tests {
 
     #[test]
     fn truncated_headers_are_corrupt() {
-        for name in ["twowings-2560x1600.jpg", "coffee-600x400.png", "flower-480x360.webp", "hopper.gif"] {
+        for name in [
+            "twowings-2560x1600.jpg",
+            "coffee-600x400.png",
+            "flower-480x360.webp",
+            "hopper.gif",
+        ] {
             let bytes = read(name);
             // Long enough to be recognised, too short for the dimensions.
             let cut = &bytes[..if name.ends_with("webp") { 14 } else { 8 }];
@@ -416,7 +463,12 @@ mod tests {
     #[test]
     fn hostile_headers_do_not_panic() {
         // Random-ish garbage after each magic number must give an error or a value, never panic.
-        let magics: [&[u8]; 4] = [b"\xFF\xD8\xFF", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\xff\xff\xff\xffWEBP"];
+        let magics: [&[u8]; 4] = [
+            b"\xFF\xD8\xFF",
+            b"\x89PNG\r\n\x1a\n",
+            b"GIF89a",
+            b"RIFF\xff\xff\xff\xffWEBP",
+        ];
         let mut s = 0x9E3779B97F4A7C15u64;
         for m in magics {
             for len in 0..300 {

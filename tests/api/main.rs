@@ -1,0 +1,19 @@
+//! Strata's API integration tests: every test starts a real `strata serve` on an ephemeral
+//! port over a fresh data directory and drives it with aws-sdk-s3 (or, for what the SDK
+//! cannot send, a raw HTTP client with our own SigV4 signing).
+//!
+//! One test crate on purpose: a single link keeps build times low on small machines.
+
+mod common;
+
+mod auth;
+mod buckets;
+mod checksums;
+mod conditional;
+mod copy;
+mod errors;
+mod list;
+mod multipart;
+mod objects;
+mod principals;
+mod restart;
