@@ -614,7 +614,8 @@ mod tests {
         let t = Instant::now();
         let r = run(&bomb, &spec, &Limits::default());
         assert!(matches!(r, Err(TransformError::TooLarge(_))), "{r:?}");
-        assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+        // Generous bound for a loaded CI box; the header check itself takes microseconds.
+        assert!(t.elapsed() < Duration::from_millis(250), "{:?}", t.elapsed());
     }
 
     #[test]

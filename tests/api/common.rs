@@ -48,6 +48,8 @@ pub struct ServerOptions {
     /// Send the server's stderr to a file (readable with [`TestServer::stderr_log`]) instead of
     /// inheriting the test's stderr.
     pub capture_stderr: bool,
+    /// Contents of a `--config` TOML file for the server, if any.
+    pub config_toml: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -55,6 +57,7 @@ impl Default for ServerOptions {
         ServerOptions {
             rust_log: "warn".into(),
             capture_stderr: false,
+            config_toml: None,
         }
     }
 }
@@ -118,10 +121,16 @@ impl TestServer {
         } else {
             Stdio::inherit()
         };
-        let mut child = self
-            .strata_command()
+        let mut command = self.strata_command();
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(self.data.path())
+            .arg(self.data.path());
+        if let Some(toml) = &self.opts.config_toml {
+            let path = self.log_dir.path().join("strata.toml");
+            std::fs::write(&path, toml).expect("write server config");
+            command.arg("--config").arg(path);
+        }
+        let mut child = command
             .env("RUST_LOG", &self.opts.rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -17,3 +17,4 @@ mod multipart;
 mod objects;
 mod principals;
 mod restart;
+mod transforms;

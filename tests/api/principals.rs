@@ -299,6 +299,7 @@ async fn secrets_are_not_logged() {
     let mut server = TestServer::start_with(ServerOptions {
         rust_log: "debug".into(),
         capture_stderr: true,
+        ..Default::default()
     });
     let key = server.create_key("logged");
     let client = server.client_with(&key.access_key, &key.secret_key);

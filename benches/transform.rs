@@ -1,0 +1,101 @@
+//! Criterion bench of the transform pipeline on the shared photos (cold: decode + resize +
+//! encode every iteration, no cache). Run pinned to one core for per-core figures:
+//! `taskset -c 0 cargo bench --bench transform`.
+//!
+//! Besides criterion's wall-clock figures it prints ops per CPU-second (from /proc/self/stat,
+//! all threads, as vips_bench.py does), which stays meaningful on a busy shared machine.
+//!
+//! Test images: `$STRATA_TESTDATA`, else `../shared/testdata/images` next to the crate.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use strata::transform::{parse_query, probe, resolve, run, Limits};
+
+fn image_dir() -> PathBuf {
+    std::env::var_os("STRATA_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/images").into())
+}
+
+/// CPU seconds used by this process so far (user + system, all threads), Linux only.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+fn cpu_rate(name: &str, mut op: impl FnMut()) {
+    let (Some(c0), t0) = (cpu_seconds(), Instant::now()) else {
+        return;
+    };
+    let mut n = 0u32;
+    while t0.elapsed() < Duration::from_secs(5) {
+        op();
+        n += 1;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    if let Some(c1) = cpu_seconds() {
+        eprintln!(
+            "{name}: {n} ops in {wall:.2} s wall = {:.1} ops/s; {:.2} CPU-s = {:.1} ops/CPU-s",
+            f64::from(n) / wall,
+            c1 - c0,
+            f64::from(n) / (c1 - c0).max(0.01)
+        );
+    }
+}
+
+fn bench_case(c: &mut Criterion, name: &str, file: &str, query: &str) {
+    let path = image_dir().join(file);
+    let src = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let raw = parse_query(query).expect("valid query").expect("transform query");
+    let info = probe(&src).expect("probe");
+    let spec = resolve(raw, None, info.format);
+    let limits = Limits::default();
+    let out = run(&src, &spec, &limits).expect("transform");
+    eprintln!(
+        "{name}: {} {}x{} -> {} {}x{} ({} bytes)",
+        file,
+        info.width,
+        info.height,
+        spec.canonical(),
+        out.width,
+        out.height,
+        out.bytes.len()
+    );
+    cpu_rate(name, || {
+        run(&src, &spec, &limits).expect("transform");
+    });
+    let mut g = c.benchmark_group("transform");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(name, |b| b.iter(|| run(&src, &spec, &limits).expect("transform")));
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    bench_case(
+        c,
+        "twowings_2560x1600_jpeg_to_200x150_webp_q90_cover",
+        "twowings-2560x1600.jpg",
+        "w=200&h=150&fit=cover&f=webp&q=90",
+    );
+    bench_case(
+        c,
+        "twowings_2560x1600_jpeg_to_800w_jpeg_q80",
+        "twowings-2560x1600.jpg",
+        "w=800&f=jpeg&q=80",
+    );
+    bench_case(
+        c,
+        "gulp_1920x1200_png_alpha_to_400w_webp_q80",
+        "gulp-alpha-1920x1200.png",
+        "w=400&f=webp&q=80",
+    );
+}
+
+criterion_group!(transform, benches);
+criterion_main!(transform);
