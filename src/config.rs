@@ -120,6 +120,10 @@ pub struct Limits {
     pub max_user_metadata_bytes: usize,
     /// Time a client has to send complete request headers.
     pub header_read_timeout_secs: u64,
+    /// Longest pause between two chunks of a request body before the upload is abandoned.
+    pub body_idle_timeout_secs: u64,
+    /// Open client connections at most; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
     /// Presigned URL / signed request clock skew allowance.
     pub max_clock_skew_secs: u32,
     /// Largest POST-form upload buffered in memory by s3s.
@@ -136,6 +140,8 @@ impl Default for Limits {
             max_xml_body_bytes: 4 * 1024 * 1024,
             max_user_metadata_bytes: 2048,
             header_read_timeout_secs: 30,
+            body_idle_timeout_secs: 30,
+            max_connections: 1024,
             max_clock_skew_secs: 900,
             max_post_object_bytes: 64 * 1024 * 1024,
             deleted_blob_grace_secs: 5,

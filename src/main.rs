@@ -28,6 +28,9 @@ enum Command {
     /// Check the data dir offline: every object's blobs exist with the recorded size; remove
     /// unreferenced blobs. Exits non-zero when problems are found.
     Fsck(DataArgs),
+    /// Read every stored byte offline and verify it against its recorded checksum; lists
+    /// corrupt objects by bucket/key/version and exits non-zero if there are any.
+    Scrub(DataArgs),
 }
 
 #[derive(Args)]
@@ -119,6 +122,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args),
         Command::Key(cmd) => key(cmd),
         Command::Fsck(args) => fsck(args),
+        Command::Scrub(args) => scrub(args),
     };
     match result {
         Ok(code) => code,
@@ -166,8 +170,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         // Sweep blobs left by a crash before any request can create new ones.
         let data_dir = cfg.data_dir.clone();
         let grace = std::time::Duration::from_secs(cfg.limits.deleted_blob_grace_secs);
+        let idle = std::time::Duration::from_secs(cfg.limits.body_idle_timeout_secs);
         let (mut store, swept) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let store = strata::store::Store::open(&data_dir, grace)?;
+            let store = strata::store::Store::open(&data_dir, grace, idle)?;
             let report = store.sweep_orphans()?;
             Ok((store, report))
         })
@@ -324,16 +329,7 @@ async fn key_online(client: &strata::admin_client::AdminClient, op: KeyOp) -> an
 }
 
 fn fsck(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
-    let cfg = load_config(
-        args.config.as_deref(),
-        args.data.or_else(|| Some(PathBuf::from(DEFAULT_DATA_DIR))),
-    )?;
-    let store = strata::store::Store::open(&cfg.data_dir, std::time::Duration::ZERO).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open {} (is a server running on it?): {e}",
-            cfg.data_dir.display()
-        )
-    })?;
+    let store = open_offline(args)?;
     let report = strata::store::fsck::check(&store)?;
     println!(
         "fsck: {} objects, {} parts checked; {} missing or short blobs; {} unreferenced blobs removed",
@@ -346,6 +342,46 @@ fn fsck(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
         println!("problem: {p}");
     }
     Ok(if report.problems.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+fn open_offline(args: DataArgs) -> anyhow::Result<strata::store::Store> {
+    let cfg = load_config(
+        args.config.as_deref(),
+        args.data.or_else(|| Some(PathBuf::from(DEFAULT_DATA_DIR))),
+    )?;
+    strata::store::Store::open(&cfg.data_dir, std::time::Duration::ZERO, std::time::Duration::ZERO).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open {} (is a server running on it?): {e}",
+            cfg.data_dir.display()
+        )
+    })
+}
+
+fn scrub(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
+    let store = open_offline(args)?;
+    let started = std::time::Instant::now();
+    let mut last = std::time::Instant::now();
+    let report = strata::store::scrub::scrub(&store, |n, bytes| {
+        if last.elapsed() >= std::time::Duration::from_secs(2) {
+            eprintln!("scrub: {n} objects, {} MiB verified", bytes / (1024 * 1024));
+            last = std::time::Instant::now();
+        }
+    })?;
+    for line in &report.corrupt {
+        println!("corrupt: {line}");
+    }
+    println!(
+        "scrub: {} objects, {} bytes verified in {:.1}s; {} corrupt",
+        report.objects,
+        report.bytes,
+        started.elapsed().as_secs_f64(),
+        report.corrupt.len()
+    );
+    Ok(if report.corrupt.is_empty() {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE

@@ -147,7 +147,16 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
 
+    let connections = Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_connections.max(1)));
     loop {
+        // At the connection limit, stop accepting: new clients queue in the kernel backlog.
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             res = listener.accept() => match res {
                 Ok(s) => s,
@@ -190,6 +199,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
         let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
         let watched = graceful.watch(conn);
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) = watched.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

@@ -21,6 +21,10 @@ pub fn store_error(e: StoreError) -> S3Error {
 
 pub fn ingest_error(e: IngestError) -> S3Error {
     match e {
+        IngestError::Stalled => s3_error!(
+            RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the timeout period."
+        ),
         IngestError::TooLarge => s3_error!(
             EntityTooLarge,
             "Your proposed upload exceeds the maximum allowed object size."

@@ -61,7 +61,9 @@ pub(super) async fn commit_object(
             });
         }
     };
+    crate::store::faults::crash_point("meta-applied");
     s.store.meta.durable().await.map_err(store_error)?;
+    crate::store::faults::crash_point("meta-durable");
     if let Some(old) = replaced {
         s.retire(bucket, key, &old);
     }

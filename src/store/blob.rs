@@ -28,6 +28,8 @@ const PIPELINE_DEPTH: usize = 4;
 pub struct BlobStore {
     blobs: PathBuf,
     tmp: PathBuf,
+    /// Longest wait for the next chunk of a request body before giving up on the client.
+    body_idle_timeout: std::time::Duration,
     /// How long a replaced or deleted blob stays on disk, so a reader that looked up the
     /// old metadata just before the change can still open it.
     delete_grace: std::time::Duration,
@@ -52,6 +54,8 @@ pub enum IngestedBody {
 pub enum IngestError {
     #[error("request body exceeds the maximum object size")]
     TooLarge,
+    #[error("the client sent no body bytes for too long")]
+    Stalled,
     #[error("request body stream failed: {0}")]
     Body(String),
     #[error(transparent)]
@@ -60,7 +64,11 @@ pub enum IngestError {
 
 impl BlobStore {
     /// Prepares `<data>/blobs/00..ff` and an empty `<data>/tmp`.
-    pub fn open(data_dir: &Path, delete_grace: std::time::Duration) -> Result<Self, StoreError> {
+    pub fn open(
+        data_dir: &Path,
+        delete_grace: std::time::Duration,
+        body_idle_timeout: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         let blobs = data_dir.join("blobs");
         let tmp = data_dir.join("tmp");
         for i in 0..=255u8 {
@@ -75,6 +83,7 @@ impl BlobStore {
         Ok(Self {
             blobs,
             tmp,
+            body_idle_timeout,
             delete_grace,
         })
     }
@@ -113,9 +122,10 @@ impl BlobStore {
         let mut head = BytesMut::new();
         let mut size: u64 = 0;
 
+        let idle = self.body_idle_timeout;
         // Phase 1: buffer up to `inline_max` bytes; most small objects end here.
         let mut overflow: Option<Bytes> = None;
-        while let Some(chunk) = body.next().await {
+        while let Some(chunk) = next_chunk(&mut body, idle).await? {
             let chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
             size += chunk.len() as u64;
             if size > max_size {
@@ -152,14 +162,16 @@ impl BlobStore {
                 out.write_all(&chunk)?;
             }
             let file = out.into_inner().map_err(|e| e.into_error())?;
+            super::faults::crash_point("blob-written");
             file.sync_all()?;
+            super::faults::crash_point("blob-synced");
             Ok((md5, hasher))
         });
 
         let result = async {
             let mut pending = head;
             pending.extend_from_slice(&overflow);
-            while let Some(chunk) = body.next().await {
+            while let Some(chunk) = next_chunk(&mut body, idle).await? {
                 let chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
                 size += chunk.len() as u64;
                 if size > max_size {
@@ -205,10 +217,12 @@ impl BlobStore {
         let to = self.path(id);
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             fs::rename(&from, &to)?;
-            match to.parent() {
-                Some(dir) => fsync_dir(dir),
-                None => Ok(()),
+            super::faults::crash_point("blob-renamed");
+            if let Some(dir) = to.parent() {
+                fsync_dir(dir)?;
             }
+            super::faults::crash_point("blob-published");
+            Ok(())
         })
         .await
         .map_err(|e| StoreError::Io(io::Error::other(e)))??;
@@ -333,6 +347,16 @@ impl BlobStore {
             }
         })
     }
+}
+
+/// The next chunk of a request body, or `Stalled` when the client sends nothing for `idle`.
+async fn next_chunk<S: Stream + Unpin>(
+    body: &mut S,
+    idle: std::time::Duration,
+) -> Result<Option<S::Item>, IngestError> {
+    tokio::time::timeout(idle, body.next())
+        .await
+        .map_err(|_| IngestError::Stalled)
 }
 
 struct ReadState {

@@ -9,9 +9,11 @@
 
 pub mod blob;
 pub mod commit;
+pub mod faults;
 pub mod fsck;
 pub mod meta;
 pub mod records;
+pub mod scrub;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -56,10 +58,16 @@ pub struct SweepReport {
 
 impl Store {
     /// Opens the store. Call `meta.start_group_commit()` before serving requests.
-    pub fn open(data_dir: &Path, delete_grace: std::time::Duration) -> Result<Self, StoreError> {
+    /// `delete_grace`: how long replaced blobs linger for in-flight readers;
+    /// `body_idle_timeout`: how long an upload may stall between chunks.
+    pub fn open(
+        data_dir: &Path,
+        delete_grace: std::time::Duration,
+        body_idle_timeout: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let meta = MetaStore::open(data_dir)?;
-        let blobs = BlobStore::open(data_dir, delete_grace)?;
+        let blobs = BlobStore::open(data_dir, delete_grace, body_idle_timeout)?;
         Ok(Self {
             meta,
             blobs,
