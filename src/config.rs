@@ -130,6 +130,8 @@ pub struct Limits {
     pub max_post_object_bytes: u64,
     /// Seconds a replaced or deleted object's bytes stay on disk for readers already under way.
     pub deleted_blob_grace_secs: u64,
+    /// Memory for sled's page cache (metadata and inline small objects).
+    pub metadata_cache_bytes: u64,
 }
 
 impl Default for Limits {
@@ -145,6 +147,7 @@ impl Default for Limits {
             max_clock_skew_secs: 900,
             max_post_object_bytes: 64 * 1024 * 1024,
             deleted_blob_grace_secs: 5,
+            metadata_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -175,6 +178,16 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub region: Option<String>,
     pub domain: Option<String>,
+}
+
+impl Limits {
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            delete_grace: std::time::Duration::from_secs(self.deleted_blob_grace_secs),
+            body_idle_timeout: std::time::Duration::from_secs(self.body_idle_timeout_secs),
+            metadata_cache_bytes: self.metadata_cache_bytes,
+        }
+    }
 }
 
 impl Config {

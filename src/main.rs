@@ -169,10 +169,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     runtime.block_on(async move {
         // Sweep blobs left by a crash before any request can create new ones.
         let data_dir = cfg.data_dir.clone();
-        let grace = std::time::Duration::from_secs(cfg.limits.deleted_blob_grace_secs);
-        let idle = std::time::Duration::from_secs(cfg.limits.body_idle_timeout_secs);
+        let opts = cfg.limits.store_options();
         let (mut store, swept) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let store = strata::store::Store::open(&data_dir, grace, idle)?;
+            let store = strata::store::Store::open(&data_dir, &opts)?;
             let report = store.sweep_orphans()?;
             Ok((store, report))
         })
@@ -252,7 +251,7 @@ fn key(cmd: KeyCommand) -> anyhow::Result<std::process::ExitCode> {
     let cfg = load_config(target.data.config.as_deref(), target.data.data.clone())?;
     let endpoint = match target.endpoint {
         Some(e) => Some(e),
-        None => match strata::store::MetaStore::open(&cfg.data_dir) {
+        None => match strata::store::MetaStore::open(&cfg.data_dir, cfg.limits.metadata_cache_bytes) {
             Ok(meta) => return key_offline(&meta, op),
             // sled holds an exclusive lock: a server owns this data dir, so ask it.
             Err(e) => {
@@ -353,7 +352,7 @@ fn open_offline(args: DataArgs) -> anyhow::Result<strata::store::Store> {
         args.config.as_deref(),
         args.data.or_else(|| Some(PathBuf::from(DEFAULT_DATA_DIR))),
     )?;
-    strata::store::Store::open(&cfg.data_dir, std::time::Duration::ZERO, std::time::Duration::ZERO).map_err(|e| {
+    strata::store::Store::open(&cfg.data_dir, &cfg.limits.store_options()).map_err(|e| {
         anyhow::anyhow!(
             "cannot open {} (is a server running on it?): {e}",
             cfg.data_dir.display()

@@ -98,6 +98,7 @@ pub(super) async fn into_blob(s: &Strata, ingested: Ingested) -> S3Result<(BlobR
         id,
         size: ingested.size,
         md5: ingested.md5.to_vec(),
+        crc64: Some(ingested.crc64),
     };
     Ok((blob, ingested))
 }
@@ -343,7 +344,9 @@ pub async fn complete(
         Err(Rejected::Condition(None)) => return Err(no_such_upload()),
         Err(Rejected::Store(e)) => return Err(store_error(e)),
     };
+    crate::store::faults::crash_point("meta-applied");
     s.store.meta.durable().await.map_err(store_error)?;
+    crate::store::faults::crash_point("meta-durable");
     s.store.blobs.remove(unused);
     if let Some(old) = replaced {
         s.retire(&input.bucket, &input.key, &old);

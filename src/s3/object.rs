@@ -27,6 +27,7 @@ pub(super) async fn publish_body(s: &Strata, ingested: &Ingested) -> S3Result<Ob
                 id: id.clone(),
                 size: ingested.size,
                 md5: ingested.md5.to_vec(),
+                crc64: Some(ingested.crc64),
             }])
         }
     })

@@ -39,6 +39,8 @@ pub struct BlobStore {
 pub struct Ingested {
     pub size: u64,
     pub md5: [u8; 16],
+    /// CRC-64/NVME of the body: the integrity check of the blob on every read (SIMD, cheap).
+    pub crc64: u64,
     pub checksums: s3s::dto::Checksum,
     pub body: IngestedBody,
 }
@@ -119,6 +121,7 @@ impl BlobStore {
         E: std::fmt::Display,
     {
         let mut md5 = Md5::new();
+        let mut crc = crc64();
         let mut head = BytesMut::new();
         let mut size: u64 = 0;
 
@@ -140,10 +143,12 @@ impl BlobStore {
         }
         let Some(overflow) = overflow else {
             md5.update(&head);
+            crc.update(&head);
             hasher.update(&head);
             return Ok(Ingested {
                 size,
                 md5: md5.finalize().into(),
+                crc64: crc.finalize(),
                 checksums: hasher.finalize(),
                 body: IngestedBody::Inline(head.freeze()),
             });
@@ -154,10 +159,11 @@ impl BlobStore {
         let path = self.tmp_path(&id);
         let file = File::create(&path).map_err(StoreError::from)?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
-        let writer = tokio::task::spawn_blocking(move || -> io::Result<(Md5, ChecksumHasher)> {
+        let writer = tokio::task::spawn_blocking(move || -> io::Result<(Md5, crc_fast::Digest, ChecksumHasher)> {
             let mut out = io::BufWriter::with_capacity(CHUNK, file);
             while let Some(chunk) = rx.blocking_recv() {
                 md5.update(&chunk);
+                crc.update(&chunk);
                 hasher.update(&chunk);
                 out.write_all(&chunk)?;
             }
@@ -165,7 +171,7 @@ impl BlobStore {
             super::faults::crash_point("blob-written");
             file.sync_all()?;
             super::faults::crash_point("blob-synced");
-            Ok((md5, hasher))
+            Ok((md5, crc, hasher))
         });
 
         let result = async {
@@ -198,9 +204,10 @@ impl BlobStore {
             (Err(e), _) => Err(e),
             (Ok(()), Err(e)) => Err(e.into()),
             (Ok(()), Ok(Err(e))) => Err(StoreError::from(e).into()),
-            (Ok(()), Ok(Ok((md5, hasher)))) => Ok(Ingested {
+            (Ok(()), Ok(Ok((md5, crc, hasher)))) => Ok(Ingested {
                 size,
                 md5: md5.finalize().into(),
+                crc64: crc.finalize(),
                 checksums: hasher.finalize(),
                 body: IngestedBody::Pending(id.clone()),
             }),
@@ -274,7 +281,7 @@ impl BlobStore {
             pos: start,
             end,
             file: None,
-            md5: None,
+            check: None,
         };
         futures::stream::try_unfold((store, state), |(store, mut st)| async move {
             loop {
@@ -287,7 +294,7 @@ impl BlobStore {
                     st.index += 1;
                     st.blob_start = blob_end;
                     st.file = None;
-                    st.md5 = None;
+                    st.check = None;
                     continue;
                 }
                 let offset = st.pos - st.blob_start;
@@ -297,7 +304,7 @@ impl BlobStore {
                     None => {
                         let path = store.path(&blob.id);
                         let whole = offset == 0 && st.end >= blob_end;
-                        st.md5 = whole.then(Md5::new);
+                        st.check = whole.then(|| BlobCheck::for_blob(&blob));
                         std::sync::Arc::new(
                             tokio::task::spawn_blocking(move || File::open(path))
                                 .await
@@ -306,8 +313,8 @@ impl BlobStore {
                     }
                 };
                 let f2 = file.clone();
-                let mut md5 = st.md5.take();
-                let (chunk, md5_back) = tokio::task::spawn_blocking(move || -> io::Result<_> {
+                let mut check = st.check.take();
+                let (chunk, check_back) = tokio::task::spawn_blocking(move || -> io::Result<_> {
                     let mut buf = vec![0u8; want];
                     let mut filled = 0;
                     while filled < want {
@@ -320,19 +327,18 @@ impl BlobStore {
                         }
                         filled += n;
                     }
-                    if let Some(h) = md5.as_mut() {
-                        h.update(&buf);
+                    if let Some(c) = check.as_mut() {
+                        c.update(&buf);
                     }
-                    Ok((Bytes::from(buf), md5))
+                    Ok((Bytes::from(buf), check))
                 })
                 .await
                 .map_err(io::Error::other)??;
                 st.pos += chunk.len() as u64;
-                st.md5 = md5_back;
+                st.check = check_back;
                 if st.pos >= blob_end {
-                    if let Some(h) = st.md5.take() {
-                        let digest: [u8; 16] = h.finalize().into();
-                        if digest[..] != blob.md5[..] {
+                    if let Some(c) = st.check.take() {
+                        if !c.matches(&blob) {
                             tracing::error!(blob = %blob.id, "blob checksum mismatch: refusing to serve corrupt bytes");
                             return Err(io::Error::new(
                                 io::ErrorKind::InvalidData,
@@ -366,7 +372,41 @@ struct ReadState {
     pos: u64,
     end: u64,
     file: Option<std::sync::Arc<File>>,
-    md5: Option<Md5>,
+    check: Option<BlobCheck>,
+}
+
+pub fn crc64() -> crc_fast::Digest {
+    crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme)
+}
+
+/// Verifies a blob read from start to end: by its CRC-64 when recorded (blobs written by
+/// this version), else by its MD5.
+pub enum BlobCheck {
+    Crc64(crc_fast::Digest),
+    Md5(Md5),
+}
+
+impl BlobCheck {
+    pub fn for_blob(blob: &BlobRef) -> Self {
+        match blob.crc64 {
+            Some(_) => BlobCheck::Crc64(crc64()),
+            None => BlobCheck::Md5(Md5::new()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            BlobCheck::Crc64(d) => d.update(data),
+            BlobCheck::Md5(m) => m.update(data),
+        }
+    }
+
+    pub fn matches(self, blob: &BlobRef) -> bool {
+        match self {
+            BlobCheck::Crc64(d) => Some(d.finalize()) == blob.crc64,
+            BlobCheck::Md5(m) => m.finalize()[..] == blob.md5[..],
+        }
+    }
 }
 
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {

@@ -81,10 +81,11 @@ fn parts_prefix(upload_id: &str) -> Vec<u8> {
 impl MetaStore {
     /// Opens (or creates) the sled database under `<data>/meta`. Until
     /// [`MetaStore::start_group_commit`] is called, durability is a synchronous flush.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    pub fn open(data_dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(data_dir.join("meta"))
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(cache_bytes)
             .open()?;
         Ok(Self {
             buckets: db.open_tree("buckets")?,

@@ -42,6 +42,27 @@ impl StoreError {
     }
 }
 
+/// Tunables of the store (from `[limits]` in the config).
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// How long replaced blobs linger for readers already under way.
+    pub delete_grace: std::time::Duration,
+    /// How long an upload may stall between two body chunks.
+    pub body_idle_timeout: std::time::Duration,
+    /// sled's page cache (its default, 1 GiB, lets RSS grow far past what we need).
+    pub metadata_cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            delete_grace: std::time::Duration::ZERO,
+            body_idle_timeout: std::time::Duration::from_secs(30),
+            metadata_cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub meta: MetaStore,
@@ -58,16 +79,10 @@ pub struct SweepReport {
 
 impl Store {
     /// Opens the store. Call `meta.start_group_commit()` before serving requests.
-    /// `delete_grace`: how long replaced blobs linger for in-flight readers;
-    /// `body_idle_timeout`: how long an upload may stall between chunks.
-    pub fn open(
-        data_dir: &Path,
-        delete_grace: std::time::Duration,
-        body_idle_timeout: std::time::Duration,
-    ) -> Result<Self, StoreError> {
+    pub fn open(data_dir: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
-        let meta = MetaStore::open(data_dir)?;
-        let blobs = BlobStore::open(data_dir, delete_grace, body_idle_timeout)?;
+        let meta = MetaStore::open(data_dir, opts.metadata_cache_bytes)?;
+        let blobs = BlobStore::open(data_dir, opts.delete_grace, opts.body_idle_timeout)?;
         Ok(Self {
             meta,
             blobs,

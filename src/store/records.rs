@@ -58,13 +58,16 @@ pub struct Checksums {
     pub checksum_type: Option<String>,
 }
 
-/// A reference to one immutable blob file and the MD5 of its bytes (verified on full reads).
+/// A reference to one immutable blob file with the MD5 (for ETags) and the CRC-64/NVME
+/// (verified on every full read and by scrub) of its bytes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct BlobRef {
     pub id: String,
     pub size: u64,
     #[serde(with = "serde_bytes")]
     pub md5: Vec<u8>,
+    #[serde(default)]
+    pub crc64: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -20,7 +20,7 @@ pub struct ScrubReport {
 fn blob_ok(store: &Store, blob: &BlobRef) -> Result<(), String> {
     let mut f =
         std::fs::File::open(store.blobs.path(&blob.id)).map_err(|e| format!("blob {} unreadable: {e}", blob.id))?;
-    let mut md5 = Md5::new();
+    let mut check = super::blob::BlobCheck::for_blob(blob);
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
@@ -30,13 +30,13 @@ fn blob_ok(store: &Store, blob: &BlobRef) -> Result<(), String> {
         if n == 0 {
             break;
         }
-        md5.update(&buf[..n]);
+        check.update(&buf[..n]);
         total += n as u64;
     }
     if total != blob.size {
         return Err(format!("blob {} has {total} bytes, expected {}", blob.id, blob.size));
     }
-    if md5.finalize()[..] != blob.md5[..] {
+    if !check.matches(blob) {
         return Err(format!("blob {} does not match its checksum", blob.id));
     }
     Ok(())
