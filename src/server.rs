@@ -98,8 +98,94 @@ fn readiness(store: &Store) -> bool {
     writable && store.meta.bucket("_probe").is_ok()
 }
 
+/// Waits until a new connection has sent enough bytes for hyper to tell HTTP/1 from HTTP/2.
+/// hyper-util's protocol detection has no timeout of its own (the header read timeout starts
+/// after it), so without this a client that connects and sends nothing holds a connection
+/// slot forever. Returns false on timeout or close.
+async fn request_started(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 24];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            _ => return false,
+        };
+        if n == 0 {
+            return false;
+        }
+        if n >= H2_PREFACE.len() || !H2_PREFACE.starts_with(&buf[..n]) {
+            return true;
+        }
+        // A partial HTTP/2 preface: peek returns at once while no new byte has arrived.
+        if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(5)))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+}
+
+/// Methods and sub-resources whose request body is an XML document s3s buffers in memory.
+fn has_xml_body(method: &http::Method, query: &str) -> bool {
+    const PUT_XML: [&str; 14] = [
+        "acl",
+        "cors",
+        "tagging",
+        "lifecycle",
+        "versioning",
+        "policy",
+        "encryption",
+        "website",
+        "logging",
+        "notification",
+        "replication",
+        "publicAccessBlock",
+        "ownershipControls",
+        "object-lock",
+    ];
+    let keys = || query.split('&').map(|p| p.split_once('=').map_or(p, |(k, _)| k));
+    match *method {
+        http::Method::POST => keys().any(|k| k == "delete" || k == "uploadId"),
+        http::Method::PUT => !keys().any(|k| k == "partNumber") && keys().any(|k| PUT_XML.contains(&k)),
+        _ => false,
+    }
+}
+
+/// Refuses an XML request body that declares more than the limit before anything is read.
+/// (s3s enforces the limit too, but reports an over-long body as a 500.)
+fn oversized_xml(req: &http::Request<Incoming>, limit: usize) -> Option<http::Response<Body>> {
+    let declared: u64 = req
+        .headers()
+        .get("x-amz-decoded-content-length")
+        .or_else(|| req.headers().get(http::header::CONTENT_LENGTH))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())?;
+    if declared <= limit as u64 || !has_xml_body(req.method(), req.uri().query().unwrap_or("")) {
+        return None;
+    }
+    let mut err = s3s::S3Error::with_message(
+        s3s::S3ErrorCode::MaxMessageLengthExceeded,
+        format!("Your request was too big: XML bodies are limited to {limit} bytes."),
+    );
+    err.set_status_code(http::StatusCode::BAD_REQUEST);
+    match err.to_http_response() {
+        Ok(resp) => Some(resp),
+        Err(_) => Some(plain(http::StatusCode::BAD_REQUEST, "request body too large\n")),
+    }
+}
+
 /// Our own endpoints first; everything else is S3.
-async fn route(service: S3Service, store: Store, req: http::Request<Incoming>) -> http::Response<Body> {
+async fn route(
+    service: S3Service,
+    store: Store,
+    xml_limit: usize,
+    req: http::Request<Incoming>,
+) -> http::Response<Body> {
+    if let Some(refused) = oversized_xml(&req, xml_limit) {
+        return refused;
+    }
     match req.uri().path() {
         "/_strata/health" => plain(http::StatusCode::OK, "ok\n"),
         "/_strata/ready" => {
@@ -172,6 +258,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let store = store.clone();
+        let xml_limit = cfg.limits.max_xml_body_bytes;
         let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let service = service.clone();
             let store = store.clone();
@@ -180,7 +267,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                 let started = std::time::Instant::now();
                 let method = req.method().clone();
                 let path = req.uri().path().to_string();
-                let mut resp = route(service, store, req).await;
+                let mut resp = route(service, store, xml_limit, req).await;
                 if let Ok(v) = http::HeaderValue::from_str(&request_id) {
                     resp.headers_mut().insert("x-amz-request-id", v);
                 }
@@ -196,11 +283,17 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                 Ok::<_, Infallible>(resp)
             }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-        let watched = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let first_byte_timeout = Duration::from_secs(cfg.limits.header_read_timeout_secs);
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = watched.await {
+            if !request_started(&stream, first_byte_timeout).await {
+                tracing::debug!(%peer, "closed a connection that sent no request in time");
+                return;
+            }
+            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -52,6 +52,16 @@ fn check_key(key: &str) -> S3Result<()> {
     if key.is_empty() {
         return Err(s3_error!(InvalidArgument, "Object key must not be empty"));
     }
+    // Listings are XML 1.0, which cannot carry these characters at all (not even escaped):
+    // one such key would make its bucket unlistable for every client.
+    let unrepresentable =
+        |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}');
+    if key.chars().any(unrepresentable) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Object key contains a control character that cannot be represented in XML"
+        ));
+    }
     Ok(())
 }
 

@@ -50,6 +50,8 @@ pub struct ServerOptions {
     pub capture_stderr: bool,
     /// Contents of a `--config` TOML file for the server, if any.
     pub config_toml: Option<String>,
+    /// Extra environment variables for the server process (e.g. `STRATA_CRASH_AT`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +60,7 @@ impl Default for ServerOptions {
             rust_log: "warn".into(),
             capture_stderr: false,
             config_toml: None,
+            env: Vec::new(),
         }
     }
 }
@@ -129,6 +132,9 @@ impl TestServer {
             let path = self.log_dir.path().join("strata.toml");
             std::fs::write(&path, toml).expect("write server config");
             command.arg("--config").arg(path);
+        }
+        for (name, value) in &self.opts.env {
+            command.env(name, value);
         }
         let mut child = command
             .env("RUST_LOG", &self.opts.rust_log)
@@ -817,4 +823,227 @@ pub async fn raw_tcp(server: &TestServer, bytes: &[u8], half_close: bool, wait: 
     let mut out = Vec::new();
     let _ = tokio::time::timeout(wait, stream.read_to_end(&mut out)).await;
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crashes, offline tools and the data directory (crash_points, kill_cycles, bitrot, diskfull,
+// security)
+// ---------------------------------------------------------------------------------------------
+
+impl TestServer {
+    /// Replaces the extra environment the next [`start_again`](Self::start_again) /
+    /// [`restart`](Self::restart) gives the server (e.g. set or clear `STRATA_CRASH_AT`).
+    pub fn set_env(&mut self, env: Vec<(String, String)>) {
+        self.opts.env = env;
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Waits for the server to exit on its own (e.g. at a crash point) and returns its exit
+    /// status; kills it and panics if it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("server is not running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("strata serve was expected to exit by itself but still ran after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Exit status and output of a `strata` CLI run that may fail.
+#[derive(Debug)]
+pub struct ToolOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ToolOutput {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// Runs a `strata` CLI command to completion without judging its exit status.
+pub fn run_strata_tool(args: &[&std::ffi::OsStr]) -> ToolOutput {
+    let out = strata_command()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run strata");
+    ToolOutput {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The numbers of `strata fsck`'s summary line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsckSummary {
+    pub objects: u64,
+    pub parts: u64,
+    pub problems: u64,
+    pub orphans_removed: u64,
+}
+
+/// `strata fsck --data DIR` (the server must be stopped); returns the output and its parsed
+/// summary line (panicking if there is none).
+pub fn fsck(data: &Path) -> (ToolOutput, FsckSummary) {
+    let out = run_strata_tool(&["fsck".as_ref(), "--data".as_ref(), data.as_os_str()]);
+    let summary = parse_fsck_summary(&out.stdout).unwrap_or_else(|| {
+        panic!(
+            "no `fsck: N objects, M parts checked; P missing or short blobs; Q unreferenced blobs removed` \
+             line (exit {:?})\nstdout:\n{}\nstderr:\n{}",
+            out.status, out.stdout, out.stderr
+        )
+    });
+    (out, summary)
+}
+
+/// Runs fsck and asserts a clean result: exit 0, no missing/short blobs. Returns the summary.
+#[track_caller]
+pub fn assert_fsck_clean(data: &Path) -> FsckSummary {
+    let (out, summary) = fsck(data);
+    assert!(
+        out.status.success() && summary.problems == 0,
+        "strata fsck found problems (exit {:?}): {summary:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    summary
+}
+
+fn parse_fsck_summary(stdout: &str) -> Option<FsckSummary> {
+    let line = stdout.lines().find(|l| l.starts_with("fsck: "))?;
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    match nums[..] {
+        [objects, parts, problems, orphans_removed] => Some(FsckSummary {
+            objects,
+            parts,
+            problems,
+            orphans_removed,
+        }),
+        _ => None,
+    }
+}
+
+/// `strata scrub --data DIR` (the server must be stopped).
+pub fn scrub(data: &Path) -> ToolOutput {
+    run_strata_tool(&["scrub".as_ref(), "--data".as_ref(), data.as_os_str()])
+}
+
+/// Every regular file below `dir`, recursively (empty when `dir` does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(_) => out.push(path),
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The blob files of a data directory: `DATA/blobs/*/*`.
+pub fn blob_files(data: &Path) -> Vec<PathBuf> {
+    files_under(&data.join("blobs"))
+}
+
+/// A response read as far as it got: the status and headers if they arrived, the body bytes
+/// that arrived, and the error that cut it short, if any.
+#[derive(Debug)]
+pub struct PartialResponse {
+    pub status: Option<u16>,
+    pub headers: Option<http::HeaderMap>,
+    pub body: Vec<u8>,
+    pub error: Option<String>,
+}
+
+/// Like [`send_raw`], but a failed connection or an aborted body is a result, not a panic
+/// (for responses the server is expected to cut off).
+pub async fn send_raw_partial(request: http::Request<Full<Bytes>>) -> PartialResponse {
+    let client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let what = format!("{} {}", request.method(), request.uri());
+    let response = match tokio::time::timeout(Duration::from_secs(120), client.request(request)).await {
+        Err(_) => panic!("{what}: no response within 120 s"),
+        Ok(Err(e)) => {
+            return PartialResponse {
+                status: None,
+                headers: None,
+                body: Vec::new(),
+                error: Some(format!("{e:?}")),
+            }
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = Some(response.status().as_u16());
+    let headers = Some(response.headers().clone());
+    let mut body = response.into_body();
+    let mut got = Vec::new();
+    let error = loop {
+        match tokio::time::timeout(Duration::from_secs(120), body.frame()).await {
+            Err(_) => panic!("{what}: body stalled for 120 s"),
+            Ok(None) => break None,
+            Ok(Some(Err(e))) => break Some(format!("{e:?}")),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    got.extend_from_slice(&data);
+                }
+            }
+        }
+    };
+    PartialResponse {
+        status,
+        headers,
+        body: got,
+        error,
+    }
+}
+
+impl SignedRequest<'_> {
+    /// Sends the request, tolerating a dropped connection or an aborted body.
+    pub async fn send_partial(&self, server: &TestServer) -> PartialResponse {
+        send_raw_partial(self.build(server)).await
+    }
+
+    /// The request as HTTP/1.1 bytes: request line and headers (with the given
+    /// `content-length`, which need not match the body), then `body_prefix`.
+    pub fn to_http1_bytes(&self, server: &TestServer, content_length: usize, body_prefix: &[u8]) -> Vec<u8> {
+        let request = self.build(server);
+        let mut out = format!("{} {} HTTP/1.1\r\n", self.method, self.path_and_query).into_bytes();
+        for (name, value) in request.headers() {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("content-length: {content_length}\r\n\r\n").as_bytes());
+        out.extend_from_slice(body_prefix);
+        out
+    }
 }

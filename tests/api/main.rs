@@ -7,14 +7,19 @@
 mod common;
 
 mod auth;
+mod bitrot;
 mod buckets;
 mod checksums;
 mod conditional;
 mod copy;
+mod crash_points;
+mod diskfull;
 mod errors;
+mod kill_cycles;
 mod list;
 mod multipart;
 mod objects;
 mod principals;
 mod restart;
+mod security;
 mod transforms;
