@@ -18,7 +18,9 @@ pub struct Config {
     pub region: String,
     /// Base domain for virtual-hosted-style requests (`bucket.<domain>`); path style always works.
     pub domain: Option<String>,
-    /// Accept AWS Signature Version 2. s3s checks no clock skew for it, so it is off by default.
+    /// Accept requests signed with AWS Signature Version 2 in the Authorization header. s3s
+    /// checks no clock skew for them, so they are off by default. (SigV2 presigned URLs, which
+    /// carry their own expiry, are always accepted: `aws s3 presign` makes them by default.)
     pub allow_sigv2: bool,
     /// `text` or `json` log lines.
     pub log_format: String,
