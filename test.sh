@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# THE test command: Rust unit + integration tests, then the real-client
+# conformance suite (aws CLI + boto3 against a live server).
+# Both use the release profile so they share one build. The conformance suite
+# still runs when `cargo test` fails (so one CI run shows both results); the
+# script exits non-zero if either failed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+start=$SECONDS
+echo "== test.sh: cargo test --release --all-targets --no-fail-fast"
+cargo_rc=0
+cargo test --release --all-targets --no-fail-fast 2>&1 || cargo_rc=$?
+echo "== test.sh: cargo test took $((SECONDS - start))s (exit $cargo_rc)"
+
+conf_start=$SECONDS
+echo "== test.sh: conformance/run.sh"
+conf_rc=0
+bash conformance/run.sh || conf_rc=$?
+echo "== test.sh: conformance took $((SECONDS - conf_start))s (exit $conf_rc); total $((SECONDS - start))s"
+
+if [[ $cargo_rc -ne 0 ]]; then
+    echo "== test.sh: FAILED: cargo test exited $cargo_rc (see above)"
+    exit "$cargo_rc"
+fi
+exit "$conf_rc"
