@@ -279,8 +279,10 @@ mod tests {
 
     #[test]
     fn composite_has_part_count_suffix_and_missing_parts_yield_nothing() {
-        let mut p = Checksums::default();
-        p.sha256 = Some(base64::engine::general_purpose::STANDARD.encode([1u8; 32]));
+        let p = Checksums {
+            sha256: Some(base64::engine::general_purpose::STANDARD.encode([1u8; 32])),
+            ..Default::default()
+        };
         let got = multipart(Some("SHA256"), None, &[(&p, 5), (&p, 5)]);
         assert!(got.sha256.as_deref().is_some_and(|v| v.ends_with("-2")));
         let empty = Checksums::default();

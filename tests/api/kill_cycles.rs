@@ -118,7 +118,7 @@ async fn run_task(client: Client, shared: Arc<Shared>, keys: Vec<String>, seed: 
         let seq = shared.seq.fetch_add(1, Ordering::SeqCst);
         let roll = rng.gen_range(0..100);
         let first = ops.len();
-        let result: Result<(), String> = if roll < 35 || roll >= 55 && roll < 65 {
+        let result: Result<(), String> = if roll < 35 || (55..65).contains(&roll) {
             // PUT: small (inline or a small blob) or 1–3 MiB.
             let (kind, len) = if roll < 35 {
                 ("put-small", rng.gen_range(1024..=8 * 1024))
@@ -154,7 +154,7 @@ async fn run_task(client: Client, shared: Arc<Shared>, keys: Vec<String>, seed: 
                 acked: false,
             });
             multipart(&client, bucket, &key, &shared.big_part, &part2).await
-        } else if roll < 55 || roll >= 65 && roll < 85 {
+        } else if roll < 55 || (65..85).contains(&roll) {
             ops.push(Op {
                 seq,
                 key: key.clone(),
