@@ -35,6 +35,8 @@ pub struct Config {
 pub struct TransformConfig {
     /// Size bound of `<data>/cache` (least recently used derivatives are evicted).
     pub cache_max_bytes: u64,
+    /// Memory for recently served small derivatives (each at most 1/16 of this).
+    pub memory_cache_bytes: usize,
     /// Transforms running at once; 0 = one per CPU core.
     pub workers: usize,
     /// Transforms waiting for a worker; beyond this, requests get 503 SlowDown.
@@ -70,6 +72,7 @@ impl Default for TransformConfig {
         let l = crate::transform::Limits::default();
         Self {
             cache_max_bytes: 1024 * 1024 * 1024,
+            memory_cache_bytes: 64 * 1024 * 1024,
             workers: 0,
             queue: 64,
             max_source_pixels: l.max_source_pixels,

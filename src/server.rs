@@ -37,6 +37,7 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
         .map_err(|e| anyhow::anyhow!("cannot open the derivative cache: {e}"))?;
     let derivatives = Derivatives::new(
         cache,
+        cfg.transform.memory_cache_bytes,
         cfg.transform.worker_count(),
         cfg.transform.queue,
         cfg.transform.limits(),

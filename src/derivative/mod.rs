@@ -3,6 +3,7 @@
 //! how many identical requests arrive together (single flight).
 
 pub mod cache;
+pub mod hot;
 pub mod pool;
 
 use std::collections::HashMap;
@@ -32,15 +33,23 @@ type Flight = Arc<OnceCell<Result<Derivative, DerivativeError>>>;
 
 pub struct Derivatives {
     pub cache: Arc<DerivativeCache>,
+    pub hot: hot::HotCache,
     pool: TransformPool,
     limits: transform::Limits,
     inflight: Mutex<HashMap<String, Flight>>,
 }
 
 impl Derivatives {
-    pub fn new(cache: Arc<DerivativeCache>, workers: usize, queue: usize, limits: transform::Limits) -> Self {
+    pub fn new(
+        cache: Arc<DerivativeCache>,
+        memory_bytes: usize,
+        workers: usize,
+        queue: usize,
+        limits: transform::Limits,
+    ) -> Self {
         Self {
             cache,
+            hot: hot::HotCache::new(memory_bytes),
             pool: TransformPool::new(workers, queue),
             limits,
             inflight: Mutex::new(HashMap::new()),
@@ -73,7 +82,11 @@ impl Derivatives {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, DerivativeError>>,
     {
+        if let Some(d) = self.hot.get(der) {
+            return Ok((d, true));
+        }
         if let Some(d) = self.cached(src, der).await {
+            self.hot.put(src, &d);
             return Ok((d, true));
         }
         let flight: Flight = {
@@ -138,10 +151,19 @@ impl Derivatives {
         if let Ok(Err(e)) | Err(e) = stored.map_err(std::io::Error::other) {
             tracing::warn!(error = %e, "could not store derivative in the cache");
         }
-        Ok(Derivative {
+        let made = Derivative {
             content_type,
             bytes: out.bytes,
             id: der.to_string(),
-        })
+        };
+        self.hot.put(src, &made);
+        Ok(made)
+    }
+
+    /// Forgets every derivative of one source version, in memory and on disk.
+    pub fn purge_source(self: &Arc<Self>, src: String) {
+        self.hot.purge_source(&src);
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || cache.purge_source(&src));
     }
 }

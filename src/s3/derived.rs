@@ -104,14 +104,22 @@ async fn serve(
         ));
     }
     let rec = s.object(bucket, key)?;
-    let head = read_prefix(s, &rec, SNIFF_BYTES)
-        .await
-        .map_err(|e| super::errors::internal("read source", e))?;
-    let format = transform::sniff(&head).ok_or_else(|| {
-        transform_error(&TransformError::UnsupportedSource(
-            "unrecognised format (JPEG, PNG, WebP and GIF can be transformed)".into(),
-        ))
-    })?;
+    let src = source_id(bucket, key, &rec.version_id);
+    let format = match s.derivatives.hot.source_format(&src) {
+        Some(f) => f,
+        None => {
+            let head = read_prefix(s, &rec, SNIFF_BYTES)
+                .await
+                .map_err(|e| super::errors::internal("read source", e))?;
+            let f = transform::sniff(&head).ok_or_else(|| {
+                transform_error(&TransformError::UnsupportedSource(
+                    "unrecognised format (JPEG, PNG, WebP and GIF can be transformed)".into(),
+                ))
+            })?;
+            s.derivatives.hot.remember_source(&src, f);
+            f
+        }
+    };
     let auto = raw.is_auto_format();
     let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
     let spec = transform::resolve(raw, accept, format);
@@ -131,7 +139,6 @@ async fn serve(
             }
         }
     }
-    let src = source_id(bucket, key, &rec.version_id);
     let der = derivative_id(&src, &canonical);
     conditional::check(cond, &der, rec.last_modified_ms, Kind::Read)?;
     let max_source = s.derivatives.limits().max_source_bytes;

@@ -90,9 +90,7 @@ impl Strata {
     /// and every derivative made from it.
     fn retire(&self, bucket: &str, key: &str, old: &ObjectRecord) {
         self.store.blobs.remove(old.blobs().to_vec());
-        let cache = self.derivatives.cache.clone();
-        let src = source_id(bucket, key, &old.version_id);
-        tokio::task::spawn_blocking(move || cache.purge_source(&src));
+        self.derivatives.purge_source(source_id(bucket, key, &old.version_id));
     }
 
     fn user_metadata(&self, m: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
