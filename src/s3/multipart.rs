@@ -9,7 +9,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum::{self, Claimed};
-use super::errors::{ingest_error, store_error};
+use super::errors::store_error;
 use super::{caller, check_key, etag, object_headers, Strata};
 use crate::store::blob::{Ingested, IngestedBody};
 use crate::store::meta::Rejected;
@@ -143,7 +143,7 @@ pub async fn upload_part(s: &Strata, req: S3Request<UploadPartInput>) -> S3Resul
             "Your proposed upload exceeds the maximum allowed object size."
         ));
     }
-    let mut claimed = Claimed {
+    let claimed = Claimed {
         algorithm: input.checksum_algorithm.map(|a| a.as_str().to_string()),
         values: Checksum {
             checksum_crc32: input.checksum_crc32,
@@ -155,33 +155,17 @@ pub async fn upload_part(s: &Strata, req: S3Request<UploadPartInput>) -> S3Resul
         },
         content_md5: input.content_md5,
     };
-    let hasher = claimed.hasher(&req.headers)?;
-    let body = input
-        .body
-        .ok_or_else(|| s3_error!(IncompleteBody, "A part needs a body"))?;
-    let ingested = s
-        .store
-        .blobs
-        .ingest(body, hasher, 0, s.limits.max_object_size)
-        .await
-        .map_err(ingest_error)?;
-    let verified = (|| {
-        if let Some(len) = input.content_length {
-            if len as u64 != ingested.size {
-                return Err(s3_error!(
-                    IncompleteBody,
-                    "You did not provide the number of bytes specified by the Content-Length HTTP header."
-                ));
-            }
-        }
-        let trailers = req.trailing_headers.as_ref().and_then(|t| t.take());
-        claimed.merge_trailers(trailers.as_ref())?;
-        claimed.verify(&ingested.md5, &ingested.checksums)
-    })();
-    if let Err(e) = verified {
-        super::object::discard(s, &ingested);
-        return Err(e);
-    }
+    // Parts are always blob files: no inline budget.
+    let ingested = super::object::ingest_verified(
+        s,
+        input.body,
+        claimed,
+        &req.headers,
+        req.trailing_headers.as_ref(),
+        input.content_length,
+        0,
+    )
+    .await?;
     let (blob, ingested) = into_blob(s, ingested).await?;
     let part_etag = hex::encode(ingested.md5);
     let checksums = checksum::full_object(&ingested.checksums);

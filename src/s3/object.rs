@@ -71,6 +71,52 @@ pub(super) async fn commit_object(
     Ok(rec)
 }
 
+/// Streams a request body in and verifies it: its length against Content-Length, and the
+/// client's checksums (headers, aws-chunked trailers, Content-MD5). On any mismatch the bytes
+/// are discarded, so nothing unverified ever becomes visible.
+pub(super) async fn ingest_verified(
+    s: &Strata,
+    body: Option<StreamingBlob>,
+    mut claimed: Claimed,
+    headers: &http::HeaderMap,
+    trailers: Option<&s3s::TrailingHeaders>,
+    content_length: Option<i64>,
+    inline_max: usize,
+) -> S3Result<Ingested> {
+    let hasher = claimed.hasher(headers)?;
+    let ingested = match body {
+        Some(body) => {
+            s.store
+                .blobs
+                .ingest(body, hasher, inline_max, s.limits.max_object_size)
+                .await
+        }
+        None => {
+            let empty = futures::stream::empty::<Result<Bytes, std::io::Error>>();
+            s.store.blobs.ingest(empty, hasher, inline_max, 0).await
+        }
+    }
+    .map_err(ingest_error)?;
+    let verified = (|| {
+        if let Some(len) = content_length {
+            if len as u64 != ingested.size {
+                return Err(s3_error!(
+                    IncompleteBody,
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header."
+                ));
+            }
+        }
+        let trailers = trailers.and_then(|t| t.take());
+        claimed.merge_trailers(trailers.as_ref())?;
+        claimed.verify(&ingested.md5, &ingested.checksums)
+    })();
+    if let Err(e) = verified {
+        discard(s, &ingested);
+        return Err(e);
+    }
+    Ok(ingested)
+}
+
 pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let owner = caller(&req)?;
     let input = req.input;
@@ -92,7 +138,7 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
         input.expires,
         input.website_redirect_location,
     );
-    let mut claimed = Claimed {
+    let claimed = Claimed {
         algorithm: input.checksum_algorithm.map(|a| a.as_str().to_string()),
         values: Checksum {
             checksum_crc32: input.checksum_crc32,
@@ -104,38 +150,16 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
         },
         content_md5: input.content_md5,
     };
-    let hasher = claimed.hasher(&req.headers)?;
-    let ingested = match input.body {
-        Some(body) => s
-            .store
-            .blobs
-            .ingest(body, hasher, s.limits.inline_max_bytes, s.limits.max_object_size)
-            .await
-            .map_err(ingest_error)?,
-        None => s
-            .store
-            .blobs
-            .ingest(futures::stream::empty::<Result<Bytes, std::io::Error>>(), hasher, 0, 0)
-            .await
-            .map_err(ingest_error)?,
-    };
-    let verified = (|| {
-        if let Some(len) = input.content_length {
-            if len as u64 != ingested.size {
-                return Err(s3_error!(
-                    IncompleteBody,
-                    "You did not provide the number of bytes specified by the Content-Length HTTP header."
-                ));
-            }
-        }
-        let trailers = req.trailing_headers.as_ref().and_then(|t| t.take());
-        claimed.merge_trailers(trailers.as_ref())?;
-        claimed.verify(&ingested.md5, &ingested.checksums)
-    })();
-    if let Err(e) = verified {
-        discard(s, &ingested);
-        return Err(e);
-    }
+    let ingested = ingest_verified(
+        s,
+        input.body,
+        claimed,
+        &req.headers,
+        req.trailing_headers.as_ref(),
+        input.content_length,
+        s.limits.inline_max_bytes,
+    )
+    .await?;
     let data = match publish_body(s, &ingested).await {
         Ok(d) => d,
         Err(e) => {
