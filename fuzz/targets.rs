@@ -19,7 +19,10 @@
 //! | `post-policy` | `s3s::post_policy::PostPolicy::{from_base64, from_json}` |
 //! | `headers` | `Range`, `CopySource`, `ETagCondition` parsers, Strata's conditional checks, bucket names / path-style paths with `StrataNames` |
 //! | `config-toml` | `toml::from_str::<strata::config::Config>` |
-//! | `keys` | `MetaStore::put_object` / `object` / `scan_objects` / `delete_object` with fuzzed keys |
+//! | `keys` | `MetaStore::put_version` / `object` / `scan_objects` / `delete_current` with fuzzed keys |
+//! | `bucket-policy` | `auth::policy::Policy::parse` + `evaluate` |
+//! | `xml-acl` | s3s XML → `AccessControlPolicy` → `auth::acl::Acl::from_dto` (and grant headers) |
+//! | `xml-cors` | s3s XML → `CORSConfiguration` → `cors::rules_from_dto`, preflight/actual matching |
 
 #![allow(dead_code)]
 
@@ -96,7 +99,112 @@ pub const TARGETS: &[Target] = &[
         dict: KEYS_DICT,
         max_len: 4 * 1024,
     },
+    Target {
+        name: "bucket-policy",
+        run: bucket_policy,
+        dict: BUCKET_POLICY_DICT,
+        max_len: 8 * 1024,
+    },
+    Target {
+        name: "xml-acl",
+        run: xml_acl,
+        dict: ACL_DICT,
+        max_len: 8 * 1024,
+    },
+    Target {
+        name: "xml-cors",
+        run: xml_cors,
+        dict: CORS_DICT,
+        max_len: 8 * 1024,
+    },
 ];
+
+const BUCKET_POLICY_DICT: &[&[u8]] = &[
+    b"\"Version\"",
+    b"\"2012-10-17\"",
+    b"\"Statement\"",
+    b"\"Effect\"",
+    b"\"Allow\"",
+    b"\"Deny\"",
+    b"\"Principal\"",
+    b"\"AWS\"",
+    b"\"*\"",
+    b"\"Action\"",
+    b"\"s3:GetObject\"",
+    b"\"s3:*\"",
+    b"\"Resource\"",
+    b"\"arn:aws:s3:::fuzz/*\"",
+    b"\"Condition\"",
+    b"\"IpAddress\"",
+    b"\"NotIpAddress\"",
+    b"\"aws:SourceIp\"",
+    b"\"10.0.0.0/8\"",
+    b"\"::1/128\"",
+    b"\"Bool\"",
+    b"\"aws:SecureTransport\"",
+    b"\"StringLike\"",
+    b"\"aws:Referer\"",
+    b"\"s3:prefix\"",
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+];
+
+const ACL_DICT: &[&[u8]] = &[
+    b"<AccessControlPolicy>",
+    b"</AccessControlPolicy>",
+    b"<AccessControlList>",
+    b"<Grant>",
+    b"</Grant>",
+    b"<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">",
+    b"<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"Group\">",
+    b"<ID>AKIAOWNER</ID>",
+    b"<URI>http://acs.amazonaws.com/groups/global/AllUsers</URI>",
+    b"<Permission>READ</Permission>",
+    b"<Permission>FULL_CONTROL</Permission>",
+    b"<Owner><ID>AKIAOWNER</ID></Owner>",
+    b"id=\"AKIAUSER\"",
+    b"uri=\"http://acs.amazonaws.com/groups/global/AuthenticatedUsers\"",
+    b"emailAddress=\"a@b\"",
+    b", ",
+];
+
+const CORS_DICT: &[&[u8]] = &[
+    b"<CORSConfiguration>",
+    b"</CORSConfiguration>",
+    b"<CORSRule>",
+    b"</CORSRule>",
+    b"<AllowedOrigin>https://*.example.com</AllowedOrigin>",
+    b"<AllowedOrigin>*</AllowedOrigin>",
+    b"<AllowedMethod>GET</AllowedMethod>",
+    b"<AllowedMethod>PUT</AllowedMethod>",
+    b"<AllowedHeader>*</AllowedHeader>",
+    b"<ExposeHeader>ETag</ExposeHeader>",
+    b"<MaxAgeSeconds>3000</MaxAgeSeconds>",
+    b"<ID>r1</ID>",
+];
+
+/// Input: a bucket policy document for bucket `fuzz`. Parsing must not panic; an accepted
+/// policy is evaluated against fixed requests (`auth::policy`'s own fuzz entry, which asserts
+/// its invariants).
+pub fn bucket_policy(data: &[u8]) -> Outcome {
+    let accepted = strata::auth::policy::Policy::parse(data, "fuzz").is_ok();
+    strata::auth::policy::fuzz_parse_and_evaluate(data);
+    hash_of(&accepted)
+}
+
+/// Input: a PutBucketAcl / PutObjectAcl XML body, also tried as `x-amz-grant-*` header values
+/// (`auth::acl::fuzz`: accepted ACLs must round-trip through the XML form unchanged).
+pub fn xml_acl(data: &[u8]) -> Outcome {
+    hash_of(&strata::auth::acl::fuzz(data))
+}
+
+/// Input: a PutBucketCors XML body (`cors::fuzz`: accepted rules must round-trip, and a
+/// preflight match implies an actual-request match).
+pub fn xml_cors(data: &[u8]) -> Outcome {
+    hash_of(&strata::cors::fuzz(data))
+}
 
 /// Looks a target up by name.
 pub fn target(name: &str) -> Option<&'static Target> {
@@ -883,6 +991,11 @@ fn key_record(key: &str, n: usize) -> strata::store::records::ObjectRecord {
     use strata::store::records::{Checksums, ObjectData, ObjectHeaders, ObjectRecord};
     ObjectRecord {
         version_id: format!("v{n}-{:016x}", hash_of(key)),
+        seq: n as u64,
+        versioned: false,
+        delete_marker: false,
+        acl: None,
+        tags: Vec::new(),
         size: key.len() as u64,
         etag: format!("{:032x}", hash_of(key)),
         last_modified_ms: 0,
@@ -903,6 +1016,7 @@ fn key_record(key: &str, n: usize) -> strata::store::records::ObjectRecord {
 /// executions (and at [`teardown`]) the data dir must hold only `meta/`, `blobs/<00..ff>/`
 /// (empty: no blobs are written) and an empty `tmp/`.
 pub fn keys(data: &[u8]) -> Outcome {
+    use strata::store::records::VersioningMode;
     let mut guard = KEYS_STATE.lock().unwrap_or_else(|p| p.into_inner());
     let state = guard.get_or_insert_with(open_keys_state);
     state.execs += 1;
@@ -917,8 +1031,11 @@ pub fn keys(data: &[u8]) -> Outcome {
     let no_check = |_: Option<&strata::store::records::ObjectRecord>| -> Result<(), ()> { Ok(()) };
     for (n, key) in keys.iter().enumerate() {
         for bucket in [KEYS_BUCKET, KEYS_NEIGHBOUR] {
-            if meta.put_object(bucket, key, &key_record(key, n), no_check).is_err() {
-                panic!("put_object({bucket}, {key:?}) failed");
+            if meta
+                .put_version(bucket, key, &key_record(key, n), VersioningMode::Unversioned, no_check)
+                .is_err()
+            {
+                panic!("put_version({bucket}, {key:?}) failed");
             }
         }
     }
@@ -926,8 +1043,8 @@ pub fn keys(data: &[u8]) -> Outcome {
     // Clean up even when a check failed, so the next execution starts from an empty bucket.
     for key in &keys {
         for bucket in [KEYS_BUCKET, KEYS_NEIGHBOUR] {
-            meta.delete_object(bucket, key)
-                .unwrap_or_else(|e| panic!("delete_object({bucket}, {key:?}): {e}"));
+            meta.delete_current(bucket, key, VersioningMode::Unversioned, None)
+                .unwrap_or_else(|e| panic!("delete_current({bucket}, {key:?}): {e}"));
         }
     }
     if let Err(p) = result {

@@ -22,6 +22,10 @@ pub struct Config {
     /// checks no clock skew for them, so they are off by default. (SigV2 presigned URLs, which
     /// carry their own expiry, are always accepted: `aws s3 presign` makes them by default.)
     pub allow_sigv2: bool,
+    /// Block Public Access for buckets without a setting of their own (S3's default since
+    /// 2023): public ACLs and public bucket policies are refused and ignored until a bucket's
+    /// owner turns the block off with PutPublicAccessBlock.
+    pub block_public_access: bool,
     /// `text` or `json` log lines.
     pub log_format: String,
     pub credentials: RootCredentials,
@@ -167,6 +171,7 @@ impl Default for Config {
             region: DEFAULT_REGION.to_string(),
             domain: None,
             allow_sigv2: false,
+            block_public_access: true,
             log_format: "text".to_string(),
             credentials: RootCredentials::default(),
             limits: Limits::default(),

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod admin_client;
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod derivative;
 pub mod s3;
 pub mod server;

@@ -32,6 +32,7 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
         root_access_key: root.access_key.clone(),
         meta: store.meta.clone(),
         allow_sigv2: cfg.allow_sigv2,
+        block_public_access_default: cfg.block_public_access,
     });
     let cache = DerivativeCache::open(&cfg.data_dir, cfg.transform.cache_max_bytes)
         .map_err(|e| anyhow::anyhow!("cannot open the derivative cache: {e}"))?;
@@ -81,6 +82,10 @@ struct SharedAuthorizer(Arc<Authorizer>);
 impl s3s::access::S3Access for SharedAuthorizer {
     async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
         self.0.check(cx).await
+    }
+
+    async fn post_object(&self, req: &mut s3s::S3Request<s3s::dto::PostObjectInput>) -> s3s::S3Result<()> {
+        self.0.authorize_post_object(req)
     }
 }
 
@@ -177,16 +182,103 @@ fn oversized_xml(req: &http::Request<Incoming>, limit: usize) -> Option<http::Re
     }
 }
 
+/// What the front of the server needs besides the s3s service.
+#[derive(Clone)]
+struct Front {
+    store: Store,
+    xml_limit: usize,
+    /// Base domain of virtual-hosted-style requests, to find a request's bucket for CORS.
+    domain: Option<String>,
+}
+
+/// The bucket a request addresses (virtual-hosted or path style), for CORS.
+fn request_bucket(req: &http::Request<Incoming>, domain: Option<&str>) -> Option<String> {
+    if let Some(domain) = domain {
+        let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        if let Some(bucket) = host.strip_suffix(domain).and_then(|b| b.strip_suffix('.')) {
+            return Some(bucket.to_string());
+        }
+    }
+    let first = req.uri().path().trim_start_matches('/').split('/').next()?;
+    let bucket = urlencoding::decode(first).ok()?.into_owned();
+    (!bucket.is_empty()).then_some(bucket)
+}
+
+fn header_str<'a>(req: &'a http::Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// S3's answer to a CORS preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`), from the bucket's CORS rules.
+fn preflight(front: &Front, req: &http::Request<Incoming>) -> Option<http::Response<Body>> {
+    if req.method() != http::Method::OPTIONS {
+        return None;
+    }
+    let origin = header_str(req, "origin")?;
+    let method = header_str(req, "access-control-request-method")?;
+    let requested_headers = header_str(req, "access-control-request-headers").unwrap_or("");
+    let forbidden = |e: s3s::S3Error| {
+        e.to_http_response()
+            .unwrap_or_else(|_| plain(http::StatusCode::FORBIDDEN, "CORS request not allowed\n"))
+    };
+    let rules = request_bucket(req, front.domain.as_deref())
+        .and_then(|b| front.store.meta.bucket(&b).ok().flatten())
+        .and_then(|b| b.cors);
+    let Some(rules) = rules else {
+        return Some(forbidden(crate::cors::cors_not_enabled()));
+    };
+    match crate::cors::preflight(&rules, origin, method, requested_headers) {
+        Some(allowed) => {
+            let mut resp = http::Response::new(Body::empty());
+            allowed.apply(resp.headers_mut());
+            Some(resp)
+        }
+        None => Some(forbidden(crate::cors::preflight_denied())),
+    }
+}
+
+/// The CORS headers an actual (non-preflight) cross-origin request gets, errors included.
+fn cors_headers(front: &Front, req: &http::Request<Incoming>) -> Option<crate::cors::CorsHeaders> {
+    let origin = header_str(req, "origin")?;
+    let rules = request_bucket(req, front.domain.as_deref())
+        .and_then(|b| front.store.meta.bucket(&b).ok().flatten())
+        .and_then(|b| b.cors)?;
+    crate::cors::actual(&rules, origin, req.method().as_str())
+}
+
 /// Our own endpoints first; everything else is S3.
 async fn route(
     service: S3Service,
-    store: Store,
-    xml_limit: usize,
+    front: Front,
+    peer: std::net::SocketAddr,
     req: http::Request<Incoming>,
 ) -> http::Response<Body> {
-    if let Some(refused) = oversized_xml(&req, xml_limit) {
+    if let Some(answer) = preflight(&front, &req) {
+        return answer;
+    }
+    let cors = cors_headers(&front, &req);
+    let mut resp = respond(service, front, peer, req).await;
+    if let Some(cors) = cors {
+        cors.apply(resp.headers_mut());
+    }
+    resp
+}
+
+async fn respond(
+    service: S3Service,
+    front: Front,
+    peer: std::net::SocketAddr,
+    mut req: http::Request<Incoming>,
+) -> http::Response<Body> {
+    if let Some(refused) = oversized_xml(&req, front.xml_limit) {
         return refused;
     }
+    let store = front.store;
+    req.extensions_mut().insert(crate::auth::ClientInfo {
+        addr: peer,
+        secure: false,
+    });
     match req.uri().path() {
         "/_strata/health" => plain(http::StatusCode::OK, "ok\n"),
         "/_strata/ready" => {
@@ -258,17 +350,20 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
-        let store = store.clone();
-        let xml_limit = cfg.limits.max_xml_body_bytes;
+        let front = Front {
+            store: store.clone(),
+            xml_limit: cfg.limits.max_xml_body_bytes,
+            domain: cfg.domain.clone(),
+        };
         let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let service = service.clone();
-            let store = store.clone();
+            let front = front.clone();
             async move {
                 let request_id = format!("{:016X}", rand::random::<u64>());
                 let started = std::time::Instant::now();
                 let method = req.method().clone();
                 let path = req.uri().path().to_string();
-                let mut resp = route(service, store, xml_limit, req).await;
+                let mut resp = route(service, front, peer, req).await;
                 if let Ok(v) = http::HeaderValue::from_str(&request_id) {
                     resp.headers_mut().insert("x-amz-request-id", v);
                 }

@@ -2,7 +2,9 @@
 //! authorization decision for every request ([`access`]).
 
 pub mod access;
+pub mod acl;
 pub mod keys;
+pub mod policy;
 
-pub use access::Authorizer;
+pub use access::{Authorizer, ClientInfo, RequestFacts};
 pub use keys::{KeyAuth, RootKey};

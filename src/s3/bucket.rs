@@ -13,6 +13,7 @@ pub const RESERVED_BUCKET: &str = "_strata";
 
 pub async fn create(s: &Strata, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
     let owner = caller(&req)?;
+    let headers = req.headers;
     let name = req.input.bucket;
     if name == RESERVED_BUCKET || !s3s::path::check_bucket_name(&name) {
         return Err(s3_error!(InvalidBucketName, "The specified bucket is not valid."));
@@ -24,11 +25,8 @@ pub async fn create(s: &Strata, req: S3Request<CreateBucketInput>) -> S3Result<S
         .map(|l| l.as_str().to_string())
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| s.region.clone());
-    let rec = BucketRecord {
-        owner: owner.clone(),
-        created_ms: now_ms(),
-        region,
-    };
+    let mut rec = BucketRecord::new(&owner, now_ms(), &region);
+    rec.acl = super::acl::bucket_acl_from_request(s, &rec, req.input.acl.as_ref(), &headers)?;
     match s.store.meta.create_bucket(&name, &rec).map_err(store_error)? {
         None => {}
         Some(existing) if existing.owner == owner => {

@@ -10,26 +10,18 @@ use super::conditional::{self, Conditions, Kind};
 use super::errors::ingest_error;
 use super::multipart::{check_part_number, into_blob, record_part};
 use super::object::{body, commit_object, discard, publish_body};
-use super::{caller, check_key, etag, object_headers, Strata};
+use super::{caller, check_key, etag, object_headers, reported_version, Strata};
 use crate::store::records::{ObjectRecord, PartRecord};
-use crate::store::BlobStore;
 use crate::util::{ms_to_timestamp, now_ms};
 
-fn source(cs: &CopySource) -> S3Result<(&str, &str)> {
+/// The bucket, key and (optional) version id a copy reads from.
+fn source(cs: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
     match cs {
         CopySource::Bucket {
             bucket,
             key,
             version_id,
-        } => {
-            if version_id.is_some() {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "Copying a specific version is not supported yet"
-                ));
-            }
-            Ok((bucket, key))
-        }
+        } => Ok((bucket, key, version_id.as_deref())),
         _ => Err(s3_error!(NotImplemented, "Access point copy sources are not supported")),
     }
 }
@@ -65,27 +57,44 @@ fn hasher_like(rec: &ObjectRecord, requested: Option<&ChecksumAlgorithm>) -> Che
     h
 }
 
+/// The version a copy reads, once the caller is allowed to read it and the copy-source
+/// conditions hold. A delete marker as the latest version is NoSuchKey; naming one by id is
+/// InvalidRequest, as S3 answers.
 fn source_record(
     s: &Strata,
-    who: &str,
+    req: &crate::auth::RequestFacts,
     cs: &CopySource,
     cond: &Conditions<'_>,
 ) -> S3Result<(String, String, ObjectRecord)> {
-    let (bucket, key) = source(cs)?;
-    s.authz.may_use_bucket(who, bucket)?;
-    let rec = s.object(bucket, key)?;
+    let (bucket, key, version_id) = source(cs)?;
+    let rec = match s.object_at(bucket, key, version_id) {
+        Err(e) if version_id.is_some() && e.code() == &s3s::S3ErrorCode::MethodNotAllowed => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The source of a copy request may not specifically refer to a delete marker by version id."
+            ))
+        }
+        other => other?,
+    };
+    s.authz.authorize_copy_source(req, bucket, key, &rec)?;
     conditional::check(cond, &rec.etag, rec.last_modified_ms, Kind::CopySource)?;
     Ok((bucket.to_string(), key.to_string(), rec))
 }
 
 pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let who = caller(&req)?;
+    let facts = crate::auth::RequestFacts::of(&req);
     let input = req.input;
-    s.bucket(&input.bucket)?;
+    let bucket = s.bucket(&input.bucket)?;
     check_key(&input.key)?;
+    let tags = match input.tagging_directive.as_ref().map(|d| d.as_str()) {
+        Some(TaggingDirective::REPLACE) => Some(super::tagging::from_header(input.tagging.as_deref())?),
+        _ => None,
+    };
+    let acl = super::acl::object_acl_from_request(s, &bucket, &who, input.acl.as_ref(), &req.headers)?;
     let (src_bucket, src_key, src) = source_record(
         s,
-        &who,
+        &facts,
         &input.copy_source,
         &Conditions {
             if_match: input.copy_source_if_match.as_ref(),
@@ -98,7 +107,13 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    if !replace && src_bucket == input.bucket && src_key == input.key && input.checksum_algorithm.is_none() {
+    let same_version = source(&input.copy_source)?.2.is_none();
+    if !replace
+        && same_version
+        && src_bucket == input.bucket
+        && src_key == input.key
+        && input.checksum_algorithm.is_none()
+    {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -134,8 +149,20 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
             return Err(e);
         }
     };
+    let stamp = match s.new_version(&bucket) {
+        Ok(v) => v,
+        Err(e) => {
+            discard(s, &ingested);
+            return Err(e);
+        }
+    };
     let rec = ObjectRecord {
-        version_id: BlobStore::new_id(),
+        version_id: stamp.version_id,
+        seq: stamp.seq,
+        versioned: stamp.versioned,
+        delete_marker: false,
+        acl,
+        tags: tags.unwrap_or_else(|| src.tags.clone()),
         size: ingested.size,
         etag: hex::encode(ingested.md5),
         last_modified_ms: now_ms(),
@@ -146,9 +173,12 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         parts_count: None,
         data,
     };
-    let rec = commit_object(s, &input.bucket, &input.key, rec, None, None).await?;
+    let rec = commit_object(s, &bucket, &input.bucket, &input.key, rec, None, None).await?;
     let c = checksum::to_dto(&rec.checksums);
+    let src_bucket_rec = s.bucket(&src_bucket)?;
     Ok(S3Response::new(CopyObjectOutput {
+        version_id: reported_version(&bucket, &rec),
+        copy_source_version_id: reported_version(&src_bucket_rec, &src),
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&rec.etag)),
             last_modified: Some(ms_to_timestamp(rec.last_modified_ms)),
@@ -185,7 +215,7 @@ pub async fn upload_part_copy(
     s: &Strata,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let who = caller(&req)?;
+    let facts = crate::auth::RequestFacts::of(&req);
     let input = req.input;
     check_part_number(input.part_number)?;
     match s.store.meta.upload(&input.upload_id) {
@@ -195,7 +225,7 @@ pub async fn upload_part_copy(
     }
     let (_, _, src) = source_record(
         s,
-        &who,
+        &facts,
         &input.copy_source,
         &Conditions {
             if_match: input.copy_source_if_match.as_ref(),

@@ -91,6 +91,7 @@ async fn serve(
     s: &Strata,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     raw: RawSpec,
     headers: &http::HeaderMap,
     anonymous: bool,
@@ -103,7 +104,7 @@ async fn serve(
             "Range and partNumber cannot be combined with transform parameters"
         ));
     }
-    let rec = s.object(bucket, key)?;
+    let rec = s.object_at(bucket, key, version_id)?;
     let src = source_id(bucket, key, &rec.version_id);
     let format = match s.derivatives.hot.source_format(&src) {
         Some(f) => f,
@@ -198,6 +199,7 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>, raw: RawSpec) -> S3
         s,
         &input.bucket,
         &input.key,
+        input.version_id.as_deref(),
         raw,
         &req.headers,
         req.credentials.is_none(),
@@ -235,6 +237,7 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>, raw: RawSpec) -> 
         s,
         &input.bucket,
         &input.key,
+        input.version_id.as_deref(),
         raw,
         &req.headers,
         req.credentials.is_none(),

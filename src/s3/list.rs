@@ -18,7 +18,7 @@ use crate::store::records::ObjectRecord;
 use crate::store::MetaStore;
 use crate::util::ms_to_timestamp;
 
-const DEFAULT_MAX_KEYS: i32 = 1000;
+pub(super) const DEFAULT_MAX_KEYS: i32 = 1000;
 
 /// Characters left as-is by `encoding-type=url` (RFC 3986 unreserved, plus `/`).
 const URL_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
@@ -58,7 +58,8 @@ fn prefix_end(prefix: &str) -> Option<Vec<u8>> {
     None
 }
 
-/// One page of entries under `prefix`, after `after`, grouped by `delimiter`.
+/// One page of entries under `prefix`, after `after`, grouped by `delimiter`. Keys whose
+/// latest version is a delete marker are left out unless `with_delete_markers`.
 pub fn page(
     meta: &MetaStore,
     bucket: &str,
@@ -66,6 +67,7 @@ pub fn page(
     delimiter: Option<&str>,
     after: Option<&str>,
     max_keys: usize,
+    with_delete_markers: bool,
 ) -> S3Result<Page> {
     let delimiter = delimiter.filter(|d| !d.is_empty());
     let mut entries = Vec::new();
@@ -84,6 +86,11 @@ pub fn page(
             let (key, rec) = item.map_err(store_error)?;
             if !key.starts_with(prefix) {
                 break 'scan;
+            }
+            // A deleted key is skipped, not seeked past: a later key under the same common
+            // prefix may still be live and make the prefix appear.
+            if rec.delete_marker && !with_delete_markers {
+                continue;
             }
             let group = delimiter.and_then(|d| {
                 key[prefix.len()..]
@@ -127,7 +134,7 @@ pub fn owner(access_key: &str) -> Owner {
     }
 }
 
-fn encoder(encoding: Option<&EncodingType>) -> S3Result<impl Fn(String) -> String> {
+pub(super) fn encoder(encoding: Option<&EncodingType>) -> S3Result<impl Fn(String) -> String> {
     let url = match encoding.map(|e| e.as_str()) {
         None => false,
         Some(e) if e == EncodingType::URL => true,
@@ -147,7 +154,7 @@ fn encoder(encoding: Option<&EncodingType>) -> S3Result<impl Fn(String) -> Strin
     })
 }
 
-fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         None => Ok(DEFAULT_MAX_KEYS as usize),
         Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be non-negative")),
@@ -215,6 +222,7 @@ pub async fn list_v2(s: &Strata, req: S3Request<ListObjectsV2Input>) -> S3Result
         input.delimiter.as_deref(),
         after.as_deref(),
         max,
+        false,
     )?;
     let truncated = page.truncated;
     let r = render(page, input.fetch_owner.unwrap_or(false), &enc);
@@ -253,6 +261,7 @@ pub async fn list_v1(s: &Strata, req: S3Request<ListObjectsInput>) -> S3Result<S
         input.delimiter.as_deref(),
         input.marker.as_deref(),
         max,
+        false,
     )?;
     let truncated = page.truncated;
     let r = render(page, true, &enc);

@@ -1,16 +1,22 @@
 //! The S3 API: `impl s3s::S3 for Strata`, one concern per file. This file holds the shared
 //! state and helpers; each operation lives in the file named after its concern.
 
+mod acl;
 mod bucket;
 pub use bucket::RESERVED_BUCKET;
 pub mod checksum;
 pub mod conditional;
 mod copy;
+mod cors;
 mod derived;
 pub mod errors;
 mod list;
 mod multipart;
 mod object;
+mod policy;
+mod public_access;
+mod tagging;
+mod versioning;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +27,8 @@ use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use crate::auth::Authorizer;
 use crate::config::{Limits, TransformConfig};
 use crate::derivative::{source_id, Derivatives};
-use crate::store::records::{BucketRecord, ObjectHeaders, ObjectRecord};
+use crate::store::meta::Rejected;
+use crate::store::records::{BucketRecord, ObjectHeaders, ObjectRecord, VersioningMode, NULL_VERSION};
 use crate::store::Store;
 use errors::store_error;
 
@@ -37,13 +44,22 @@ pub struct Strata {
     pub transform: TransformConfig,
 }
 
-/// The access key of a signed request (s3s has already rejected unsigned ones).
+/// Who made a request (see [`caller_or_anonymous`]); kept fallible for the handlers that
+/// must know a signed caller.
 fn caller<T>(req: &S3Request<T>) -> S3Result<String> {
+    Ok(caller_or_anonymous(req))
+}
+
+/// Who made a request: the access key, or `anonymous` for an unsigned request that the
+/// access policy let through (S3 records such writes as owned by the anonymous user).
+fn caller_or_anonymous<T>(req: &S3Request<T>) -> String {
     req.credentials
         .as_ref()
-        .map(|c| c.access_key.clone())
-        .ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))
+        .map_or_else(|| ANONYMOUS.to_string(), |c| c.access_key.clone())
 }
+
+/// The owner name of objects written by unsigned requests (a public-read-write bucket).
+pub const ANONYMOUS: &str = "anonymous";
 
 fn check_key(key: &str) -> S3Result<()> {
     if key.len() > MAX_KEY_BYTES {
@@ -74,16 +90,71 @@ impl Strata {
         }
     }
 
-    /// The current record of bucket/key, or NoSuchBucket / NoSuchKey.
-    fn object(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-        match self.store.meta.object(bucket, key) {
+    /// The version of bucket/key a request names with `versionId` (or the latest). S3's
+    /// answers: a malformed id is 400 InvalidArgument, an unknown one 404 NoSuchVersion, and
+    /// naming a delete marker 405 MethodNotAllowed.
+    fn object_at(&self, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<ObjectRecord> {
+        let found = match version_id {
+            None => self.store.meta.object(bucket, key),
+            Some(v) => {
+                if v != NULL_VERSION && ObjectRecord::seq_of_version_id(v).is_none() {
+                    return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+                }
+                self.store.meta.object_version(bucket, key, v)
+            }
+        };
+        match found {
+            Ok(Some(rec)) if rec.delete_marker => {
+                let mut e = match version_id {
+                    None => s3_error!(NoSuchKey, "The specified key does not exist."),
+                    Some(_) => {
+                        let mut e = s3_error!(
+                            MethodNotAllowed,
+                            "The specified method is not allowed against this resource."
+                        );
+                        e.set_status_code(http::StatusCode::METHOD_NOT_ALLOWED);
+                        e
+                    }
+                };
+                e.set_headers(delete_marker_headers(&rec));
+                Err(e)
+            }
             Ok(Some(rec)) => Ok(rec),
             Ok(None) => {
                 self.bucket(bucket)?;
-                Err(s3_error!(NoSuchKey, "The specified key does not exist."))
+                Err(match version_id {
+                    None => s3_error!(NoSuchKey, "The specified key does not exist."),
+                    Some(_) => s3_error!(NoSuchVersion, "The specified version does not exist."),
+                })
             }
             Err(e) => Err(store_error(e)),
         }
+    }
+
+    /// Changes bucket `name`'s configuration with `change` and waits until it is durable.
+    async fn update_bucket(
+        &self,
+        name: &str,
+        change: impl Fn(&mut BucketRecord) -> S3Result<()>,
+    ) -> S3Result<BucketRecord> {
+        let updated = match self.store.meta.update_bucket(name, change) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Err(s3_error!(NoSuchBucket, "The specified bucket does not exist")),
+            Err(Rejected::Condition(e)) => return Err(e),
+            Err(Rejected::Store(e)) => return Err(store_error(e)),
+        };
+        self.store.meta.durable().await.map_err(store_error)?;
+        Ok(updated)
+    }
+
+    /// Identity of a new version of an object in `bucket` (versioned only while Enabled).
+    fn new_version(&self, bucket: &BucketRecord) -> S3Result<VersionStamp> {
+        let seq = self.store.meta.next_seq().map_err(store_error)?;
+        Ok(VersionStamp {
+            version_id: ObjectRecord::version_id_for(seq),
+            seq,
+            versioned: bucket.versioning_mode() == VersioningMode::Enabled,
+        })
     }
 
     /// Frees what a replaced or deleted version held: its blobs (after the grace period)
@@ -127,6 +198,29 @@ fn object_headers(
         expires_ms: expires.as_ref().map(crate::util::timestamp_to_ms),
         website_redirect_location,
     }
+}
+
+/// A new version's identity, fixed before its record is written.
+struct VersionStamp {
+    version_id: String,
+    seq: u64,
+    versioned: bool,
+}
+
+/// The `x-amz-version-id` a response reports for `rec`: none in buckets that never had
+/// versioning, `null` for null versions, the id otherwise.
+fn reported_version(bucket: &BucketRecord, rec: &ObjectRecord) -> Option<String> {
+    (bucket.versioning.is_some() || rec.versioned).then(|| rec.client_version_id().to_string())
+}
+
+/// Headers S3 sends when the version a request reached is a delete marker.
+fn delete_marker_headers(rec: &ObjectRecord) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+    if let Ok(v) = http::HeaderValue::from_str(rec.client_version_id()) {
+        h.insert("x-amz-version-id", v);
+    }
+    h
 }
 
 fn etag(value: &str) -> ETag {
@@ -212,5 +306,135 @@ impl S3 for Strata {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         multipart::list_uploads(self, req).await
+    }
+
+    // ---- versioning ----
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        versioning::put(self, req).await
+    }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        versioning::get(self, req).await
+    }
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        versioning::list(self, req).await
+    }
+
+    // ---- ACLs ----
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        acl::put_bucket(self, req).await
+    }
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+        acl::get_bucket(self, req).await
+    }
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        acl::put_object(self, req).await
+    }
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        acl::get_object(self, req).await
+    }
+
+    // ---- bucket policy and Block Public Access ----
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        policy::put(self, req).await
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        policy::get(self, req).await
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        policy::delete(self, req).await
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        policy::status(self, req).await
+    }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        public_access::put(self, req).await
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        public_access::get(self, req).await
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        public_access::delete(self, req).await
+    }
+
+    // ---- CORS ----
+    async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        cors::put(self, req).await
+    }
+    async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        cors::get(self, req).await
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        cors::delete(self, req).await
+    }
+
+    // ---- tagging ----
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        tagging::put_object(self, req).await
+    }
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        tagging::get_object(self, req).await
+    }
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        tagging::delete_object(self, req).await
+    }
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        tagging::put_bucket(self, req).await
+    }
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        tagging::get_bucket(self, req).await
+    }
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        tagging::delete_bucket(self, req).await
     }
 }

@@ -44,11 +44,15 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let owner = caller(&req)?;
     let input = req.input;
-    s.bucket(&input.bucket)?;
+    let bucket = s.bucket(&input.bucket)?;
     check_key(&input.key)?;
     let user_metadata = s.user_metadata(input.metadata)?;
+    let tags = super::tagging::from_header(input.tagging.as_deref())?;
+    let acl = super::acl::object_acl_from_request(s, &bucket, &owner, input.acl.as_ref(), &req.headers)?;
     let id = BlobStore::new_id();
     let rec = UploadRecord {
+        acl,
+        tags,
         bucket: input.bucket.clone(),
         key: input.key.clone(),
         owner,
@@ -198,6 +202,7 @@ pub async fn complete(
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
+    let bucket = s.bucket(&input.bucket)?;
     let up = upload(s, &input.bucket, &input.key, &input.upload_id)?;
     let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     if requested.is_empty() {
@@ -295,8 +300,14 @@ pub async fn complete(
         .filter(|p| !used.contains(p.blob.id.as_str()))
         .map(|p| p.blob.clone())
         .collect();
+    let stamp = s.new_version(&bucket)?;
     let rec = ObjectRecord {
-        version_id: BlobStore::new_id(),
+        version_id: stamp.version_id,
+        seq: stamp.seq,
+        versioned: stamp.versioned,
+        delete_marker: false,
+        acl: up.acl.clone(),
+        tags: up.tags.clone(),
         size: blobs.iter().map(|b| b.size).sum(),
         etag: object_etag,
         last_modified_ms: now_ms(),
@@ -314,6 +325,7 @@ pub async fn complete(
         &input.bucket,
         &input.key,
         &rec,
+        bucket.versioning_mode(),
         |current| {
             super::conditional::check_write(
                 input.if_match.as_ref(),
@@ -332,11 +344,12 @@ pub async fn complete(
     s.store.meta.durable().await.map_err(store_error)?;
     crate::store::faults::crash_point("meta-durable");
     s.store.blobs.remove(unused);
-    if let Some(old) = replaced {
-        s.retire(&input.bucket, &input.key, &old);
+    for old in &replaced.retired {
+        s.retire(&input.bucket, &input.key, old);
     }
     let c = checksum::to_dto(&rec.checksums);
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        version_id: super::reported_version(&bucket, &rec),
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),

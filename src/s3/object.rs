@@ -8,10 +8,10 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use super::checksum::{self, Claimed};
 use super::conditional::{self, Conditions, Kind};
 use super::errors::{ingest_error, store_error};
-use super::{caller, check_key, etag, object_headers, Strata};
+use super::{caller, caller_or_anonymous, check_key, etag, object_headers, reported_version, Strata};
 use crate::store::blob::{Ingested, IngestedBody};
 use crate::store::meta::Rejected;
-use crate::store::records::{BlobRef, Checksums, ObjectData, ObjectRecord};
+use crate::store::records::{BlobRef, BucketRecord, Checksums, ObjectData, ObjectRecord, VersioningMode, NULL_VERSION};
 use crate::util::{ms_to_timestamp, now_ms};
 
 /// S3's content type for objects stored without one.
@@ -39,21 +39,26 @@ pub(super) fn discard(s: &Strata, ingested: &Ingested) {
     }
 }
 
-/// Writes `rec` as the current version of bucket/key (atomically checking write
-/// conditions), waits until it is durable, then frees the bytes of the version it replaced.
+/// Writes `rec` as the latest version of bucket/key, following the bucket's versioning
+/// (atomically checking write conditions), waits until it is durable, then frees the bytes
+/// of any version it replaced.
 pub(super) async fn commit_object(
     s: &Strata,
-    bucket: &str,
+    bucket: &BucketRecord,
+    bucket_name: &str,
     key: &str,
     rec: ObjectRecord,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> S3Result<ObjectRecord> {
-    let result = s.store.meta.put_object(bucket, key, &rec, |current| {
-        conditional::check_write(if_match, if_none_match, current.map(|c| c.etag.as_str()))
-    });
-    let replaced = match result {
-        Ok(old) => old,
+    let result = s
+        .store
+        .meta
+        .put_version(bucket_name, key, &rec, bucket.versioning_mode(), |current| {
+            conditional::check_write(if_match, if_none_match, current.map(|c| c.etag.as_str()))
+        });
+    let change = match result {
+        Ok(change) => change,
         Err(rejected) => {
             s.store.blobs.remove(rec.blobs().to_vec());
             return Err(match rejected {
@@ -65,8 +70,8 @@ pub(super) async fn commit_object(
     crate::store::faults::crash_point("meta-applied");
     s.store.meta.durable().await.map_err(store_error)?;
     crate::store::faults::crash_point("meta-durable");
-    if let Some(old) = replaced {
-        s.retire(bucket, key, &old);
+    for old in &change.retired {
+        s.retire(bucket_name, key, old);
     }
     Ok(rec)
 }
@@ -119,9 +124,12 @@ pub(super) async fn ingest_verified(
 
 pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let owner = caller(&req)?;
+    let is_form_upload = req.method == http::Method::POST;
     let input = req.input;
-    s.bucket(&input.bucket)?;
+    let bucket = s.bucket(&input.bucket)?;
     check_key(&input.key)?;
+    let tags = super::tagging::from_header(input.tagging.as_deref())?;
+    let acl = super::acl::object_acl_from_request(s, &bucket, &owner, input.acl.as_ref(), &req.headers)?;
     let user_metadata = s.user_metadata(input.metadata)?;
     if input.content_length.unwrap_or(0) as u64 > s.limits.max_object_size {
         return Err(s3_error!(
@@ -167,8 +175,20 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
             return Err(e);
         }
     };
+    let stamp = match s.new_version(&bucket) {
+        Ok(v) => v,
+        Err(e) => {
+            discard(s, &ingested);
+            return Err(e);
+        }
+    };
     let rec = ObjectRecord {
-        version_id: crate::store::BlobStore::new_id(),
+        version_id: stamp.version_id,
+        seq: stamp.seq,
+        versioned: stamp.versioned,
+        delete_marker: false,
+        acl,
+        tags,
         size: ingested.size,
         etag: hex::encode(ingested.md5),
         last_modified_ms: now_ms(),
@@ -181,6 +201,7 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
     };
     let rec = commit_object(
         s,
+        &bucket,
         &input.bucket,
         &input.key,
         rec,
@@ -189,8 +210,20 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
     )
     .await?;
     let c = checksum::to_dto(&rec.checksums);
-    Ok(S3Response::new(PutObjectOutput {
+    let mut headers = http::HeaderMap::new();
+    if is_form_upload {
+        // s3s answers an HTML form upload from its own template, which has no ETag or version
+        // headers; it does pass ours on, and browser code reads them.
+        if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", rec.etag)) {
+            headers.insert(http::header::ETAG, v);
+        }
+        if let Some(v) = reported_version(&bucket, &rec).and_then(|v| http::HeaderValue::from_str(&v).ok()) {
+            headers.insert("x-amz-version-id", v);
+        }
+    }
+    let mut resp = S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&rec.etag)),
+        version_id: reported_version(&bucket, &rec),
         checksum_crc32: c.checksum_crc32,
         checksum_crc32c: c.checksum_crc32c,
         checksum_crc64nvme: c.checksum_crc64nvme,
@@ -198,7 +231,9 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
         checksum_sha256: c.checksum_sha256,
         checksum_type: c.checksum_type,
         ..Default::default()
-    }))
+    });
+    resp.headers = headers;
+    Ok(resp)
 }
 
 /// Which bytes of an object a GET/HEAD returns.
@@ -312,7 +347,8 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
         return super::derived::get(s, req, raw).await;
     }
     let input = req.input;
-    let rec = s.object(&input.bucket, &input.key)?;
+    let rec = s.object_at(&input.bucket, &input.key, input.version_id.as_deref())?;
+    let bucket = s.bucket(&input.bucket)?;
     conditional::check(
         &Conditions {
             if_match: input.if_match.as_ref(),
@@ -350,6 +386,8 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
         expires: input.response_expires.or_else(|| h.expires_ms.map(ms_to_timestamp)),
         website_redirect_location: h.website_redirect_location.clone(),
         metadata: metadata(&rec),
+        version_id: reported_version(&bucket, &rec),
+        tag_count: (!rec.tags.is_empty()).then_some(rec.tags.len() as i32),
         checksum_crc32: c.checksum_crc32,
         checksum_crc32c: c.checksum_crc32c,
         checksum_crc64nvme: c.checksum_crc64nvme,
@@ -366,7 +404,8 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Res
         return super::derived::head(s, req, raw).await;
     }
     let input = req.input;
-    let rec = s.object(&input.bucket, &input.key)?;
+    let rec = s.object_at(&input.bucket, &input.key, input.version_id.as_deref())?;
+    let bucket = s.bucket(&input.bucket)?;
     conditional::check(
         &Conditions {
             if_match: input.if_match.as_ref(),
@@ -386,7 +425,9 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Res
         && sel.is_whole(&rec);
     let c = checksums_if(want_checksums, &rec.checksums);
     let h = &rec.headers;
-    Ok(S3Response::new(HeadObjectOutput {
+    // The SDKs read `x-amz-tagging-count` on HEAD too; s3s 0.14's HeadObjectOutput lacks it.
+    let tag_count = (!rec.tags.is_empty()).then(|| http::HeaderValue::from(rec.tags.len()));
+    let mut resp = S3Response::new(HeadObjectOutput {
         content_length: Some((sel.end - sel.start) as i64),
         content_range: sel.content_range,
         parts_count: sel.parts_count,
@@ -403,6 +444,7 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Res
         expires: input.response_expires.or_else(|| h.expires_ms.map(ms_to_timestamp)),
         website_redirect_location: h.website_redirect_location.clone(),
         metadata: metadata(&rec),
+        version_id: reported_version(&bucket, &rec),
         checksum_crc32: c.checksum_crc32,
         checksum_crc32c: c.checksum_crc32c,
         checksum_crc64nvme: c.checksum_crc64nvme,
@@ -410,30 +452,116 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Res
         checksum_sha256: c.checksum_sha256,
         checksum_type: c.checksum_type,
         ..Default::default()
-    }))
+    });
+    if let Some(n) = tag_count {
+        resp.headers.insert("x-amz-tagging-count", n);
+    }
+    Ok(resp)
+}
+
+/// What one DELETE did, as S3 reports it.
+struct Deleted {
+    /// The version removed or the delete marker created.
+    version_id: Option<String>,
+    /// The version removed was a delete marker, or a delete marker was created.
+    delete_marker: bool,
+    retired: Vec<ObjectRecord>,
+}
+
+/// Deletes bucket/key the way S3 does for the bucket's versioning state (no durability wait).
+fn delete_one(
+    s: &Strata,
+    bucket: &BucketRecord,
+    bucket_name: &str,
+    key: &str,
+    owner: &str,
+    version_id: Option<&str>,
+) -> S3Result<Deleted> {
+    if let Some(v) = version_id {
+        if v != NULL_VERSION && ObjectRecord::seq_of_version_id(v).is_none() {
+            return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+        }
+        let removed = s.store.meta.delete_version(bucket_name, key, v).map_err(store_error)?;
+        return Ok(match removed {
+            Some(d) => Deleted {
+                version_id: Some(v.to_string()),
+                delete_marker: d.record.delete_marker,
+                retired: vec![d.record],
+            },
+            None => Deleted {
+                version_id: Some(v.to_string()),
+                delete_marker: false,
+                retired: Vec::new(),
+            },
+        });
+    }
+    let mode = bucket.versioning_mode();
+    let marker = match mode {
+        VersioningMode::Unversioned => None,
+        VersioningMode::Enabled | VersioningMode::Suspended => {
+            let stamp = s.new_version(bucket)?;
+            Some(ObjectRecord {
+                version_id: stamp.version_id,
+                seq: stamp.seq,
+                versioned: stamp.versioned,
+                delete_marker: true,
+                acl: None,
+                tags: Vec::new(),
+                size: 0,
+                etag: String::new(),
+                last_modified_ms: now_ms(),
+                owner: owner.to_string(),
+                headers: Default::default(),
+                user_metadata: Default::default(),
+                checksums: Checksums::default(),
+                parts_count: None,
+                data: ObjectData::Inline(Vec::new()),
+            })
+        }
+    };
+    let (written, change) = s
+        .store
+        .meta
+        .delete_current(bucket_name, key, mode, marker.as_ref())
+        .map_err(store_error)?;
+    Ok(Deleted {
+        version_id: written.as_ref().map(|m| m.client_version_id().to_string()),
+        delete_marker: written.is_some(),
+        retired: change.retired,
+    })
 }
 
 pub async fn delete(s: &Strata, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let owner = caller_or_anonymous(&req);
     let input = req.input;
-    s.bucket(&input.bucket)?;
-    let removed = s
-        .store
-        .meta
-        .delete_object(&input.bucket, &input.key)
-        .map_err(store_error)?;
-    if let Some(old) = removed {
-        s.store.meta.durable().await.map_err(store_error)?;
-        s.retire(&input.bucket, &input.key, &old);
+    let bucket = s.bucket(&input.bucket)?;
+    let done = delete_one(
+        s,
+        &bucket,
+        &input.bucket,
+        &input.key,
+        &owner,
+        input.version_id.as_deref(),
+    )?;
+    s.store.meta.durable().await.map_err(store_error)?;
+    for old in &done.retired {
+        s.retire(&input.bucket, &input.key, old);
     }
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: done.delete_marker.then_some(true),
+        version_id: done.version_id,
+        ..Default::default()
+    }))
 }
 
 /// S3 caps DeleteObjects at 1000 keys per request.
 const MAX_DELETE_KEYS: usize = 1000;
 
 pub async fn delete_many(s: &Strata, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let owner = caller_or_anonymous(&req);
+    let facts = crate::auth::RequestFacts::of(&req);
     let input = req.input;
-    s.bucket(&input.bucket)?;
+    let bucket = s.bucket(&input.bucket)?;
     let objects = input.delete.objects;
     if objects.len() > MAX_DELETE_KEYS {
         return Err(s3_error!(
@@ -446,25 +574,37 @@ pub async fn delete_many(s: &Strata, req: S3Request<DeleteObjectsInput>) -> S3Re
     let mut errors = Vec::new();
     let mut retired = Vec::new();
     for obj in objects {
-        match s.store.meta.delete_object(&input.bucket, &obj.key) {
-            Ok(old) => {
-                if let Some(old) = old {
-                    retired.push((obj.key.clone(), old));
-                }
+        let outcome = s
+            .authz
+            .authorize_delete(&facts, &input.bucket, &bucket, &obj.key, obj.version_id.is_some())
+            .and_then(|()| delete_one(s, &bucket, &input.bucket, &obj.key, &owner, obj.version_id.as_deref()));
+        match outcome {
+            Ok(done) => {
                 if !quiet {
+                    let (version_id, marker_version) = match (&obj.version_id, done.delete_marker) {
+                        (None, true) => (None, done.version_id.clone()),
+                        (Some(v), true) => (Some(v.clone()), Some(v.clone())),
+                        (v, false) => (v.clone(), None),
+                    };
                     deleted.push(DeletedObject {
-                        key: Some(obj.key),
-                        ..Default::default()
+                        key: Some(obj.key.clone()),
+                        version_id,
+                        delete_marker: done.delete_marker.then_some(true),
+                        delete_marker_version_id: marker_version,
                     });
                 }
+                retired.extend(done.retired.into_iter().map(|r| (obj.key.clone(), r)));
             }
             Err(e) => {
-                tracing::error!(error = %e, "delete failed");
+                if e.status_code().is_some_and(|c| c.is_server_error()) || e.code() == &s3s::S3ErrorCode::InternalError
+                {
+                    tracing::error!(error = ?e, "delete failed");
+                }
                 errors.push(Error {
-                    code: Some("InternalError".to_string()),
+                    code: Some(e.code().as_str().to_string()),
                     key: Some(obj.key),
-                    message: Some("We encountered an internal error. Please try again.".to_string()),
-                    version_id: None,
+                    message: e.message().map(str::to_string),
+                    version_id: obj.version_id,
                 });
             }
         }

@@ -27,7 +27,7 @@ fn check_blob(store: &Store, what: &str, blob: &super::records::BlobRef, problem
 pub fn check(store: &Store) -> Result<FsckReport, StoreError> {
     let mut report = FsckReport::default();
     for (bucket, _) in store.meta.buckets()? {
-        for item in store.meta.scan_objects(&bucket, std::ops::Bound::Unbounded) {
+        for item in store.meta.scan_all_versions(&bucket) {
             let (key, rec) = item?;
             report.objects += 1;
             for blob in rec.blobs() {

@@ -2,8 +2,10 @@
 //!
 //! Trees and their keys:
 //! - `buckets`: bucket name → [`BucketRecord`]
-//! - `objects`: bucket, `0x00`, key → [`ObjectRecord`] (bucket names never contain NUL, so one
-//!   tree sorts every bucket's keys bytewise and a listing is a range scan)
+//! - `objects`: bucket, `0x00`, key → the latest [`ObjectRecord`] of the key, possibly a delete
+//!   marker (bucket names never contain NUL, so one tree sorts every bucket's keys bytewise and a
+//!   listing is a range scan)
+//! - `versions`, `null_versions`: noncurrent versions (see [`super::versions`])
 //! - `uploads`: upload id → [`UploadRecord`]
 //! - `parts`: upload id, `/`, part number (big-endian u32) → [`PartRecord`]
 //! - `keys`: access key id → [`KeyRecord`]
@@ -23,11 +25,15 @@ use super::StoreError;
 
 #[derive(Clone)]
 pub struct MetaStore {
-    db: sled::Db,
+    pub(super) db: sled::Db,
     buckets: sled::Tree,
-    objects: sled::Tree,
-    uploads: sled::Tree,
-    parts: sled::Tree,
+    pub(super) objects: sled::Tree,
+    /// Noncurrent versions: bucket, `0x00`, key, `0x00`, big-endian `!seq` (newest first).
+    pub(super) versions: sled::Tree,
+    /// Where a key's noncurrent null version is: bucket, `0x00`, key → its big-endian seq.
+    pub(super) null_versions: sled::Tree,
+    pub(super) uploads: sled::Tree,
+    pub(super) parts: sled::Tree,
     keys: sled::Tree,
     commit: Option<Arc<GroupCommit>>,
 }
@@ -45,14 +51,14 @@ impl<E> From<StoreError> for Rejected<E> {
     }
 }
 
-fn tx_err<E>(e: TransactionError<Rejected<E>>) -> Rejected<E> {
+pub(super) fn tx_err<E>(e: TransactionError<Rejected<E>>) -> Rejected<E> {
     match e {
         TransactionError::Abort(r) => r,
         TransactionError::Storage(s) => Rejected::Store(s.into()),
     }
 }
 
-fn abort<E>(r: Rejected<E>) -> ConflictableTransactionError<Rejected<E>> {
+pub(super) fn abort<E>(r: Rejected<E>) -> ConflictableTransactionError<Rejected<E>> {
     ConflictableTransactionError::Abort(r)
 }
 
@@ -64,7 +70,7 @@ pub fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     k
 }
 
-fn part_key(upload_id: &str, part: u32) -> Vec<u8> {
+pub(super) fn part_key(upload_id: &str, part: u32) -> Vec<u8> {
     let mut k = Vec::with_capacity(upload_id.len() + 5);
     k.extend_from_slice(upload_id.as_bytes());
     k.push(b'/');
@@ -90,6 +96,8 @@ impl MetaStore {
         Ok(Self {
             buckets: db.open_tree("buckets")?,
             objects: db.open_tree("objects")?,
+            versions: db.open_tree("versions")?,
+            null_versions: db.open_tree("null_versions")?,
             uploads: db.open_tree("uploads")?,
             parts: db.open_tree("parts")?,
             keys: db.open_tree("keys")?,
@@ -139,6 +147,24 @@ impl MetaStore {
         }
     }
 
+    /// Changes a bucket's record with `change` (atomically); `Ok(None)` if it does not exist.
+    pub fn update_bucket<E>(
+        &self,
+        name: &str,
+        change: impl Fn(&mut BucketRecord) -> Result<(), E>,
+    ) -> Result<Option<BucketRecord>, Rejected<E>> {
+        self.buckets
+            .transaction(|t| {
+                let Some(v) = t.get(name)? else { return Ok(None) };
+                let mut rec: BucketRecord = decode(&v).map_err(|e| abort(e.into()))?;
+                change(&mut rec).map_err(|e| abort(Rejected::Condition(e)))?;
+                let value = encode(&rec).map_err(|e| abort(e.into()))?;
+                t.insert(name, value)?;
+                Ok(Some(rec))
+            })
+            .map_err(tx_err)
+    }
+
     pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
         self.buckets.remove(name)?;
         Ok(())
@@ -167,38 +193,6 @@ impl MetaStore {
     pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
         self.objects
             .get(object_key(bucket, key))?
-            .map(|v| decode(&v))
-            .transpose()
-    }
-
-    /// Writes `rec` at bucket/key if `check` accepts the current record; returns the record it
-    /// replaced. `check` runs inside the transaction, so conditional writes are atomic.
-    pub fn put_object<E>(
-        &self,
-        bucket: &str,
-        key: &str,
-        rec: &ObjectRecord,
-        check: impl Fn(Option<&ObjectRecord>) -> Result<(), E>,
-    ) -> Result<Option<ObjectRecord>, Rejected<E>> {
-        let k = object_key(bucket, key);
-        let value = encode(rec)?;
-        self.objects
-            .transaction(|t| {
-                let old = match t.get(&k)? {
-                    Some(v) => Some(decode::<ObjectRecord>(&v).map_err(|e| abort(e.into()))?),
-                    None => None,
-                };
-                check(old.as_ref()).map_err(|e| abort(Rejected::Condition(e)))?;
-                t.insert(k.as_slice(), value.as_slice())?;
-                Ok(old)
-            })
-            .map_err(tx_err)
-    }
-
-    /// Removes bucket/key; returns the removed record.
-    pub fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
-        self.objects
-            .remove(object_key(bucket, key))?
             .map(|v| decode(&v))
             .transpose()
     }
@@ -232,8 +226,12 @@ impl MetaStore {
         })
     }
 
+    /// Every stored version of every object, current and noncurrent.
     pub fn all_objects(&self) -> impl Iterator<Item = Result<ObjectRecord, StoreError>> + '_ {
-        self.objects.iter().map(|item| decode(&item?.1))
+        self.objects
+            .iter()
+            .chain(self.versions.iter())
+            .map(|item| decode(&item?.1))
     }
 
     // ---- multipart ----
@@ -302,39 +300,6 @@ impl MetaStore {
                     p.remove(k.as_slice())?;
                 }
                 decode::<UploadRecord>(&v).map_err(|e| abort(e.into()))
-            })
-            .map_err(tx_err)
-    }
-
-    /// Completes an upload: removes it and `parts`, and writes the object, atomically.
-    /// `check` sees the current object (for conditional completes). Returns the replaced object.
-    pub fn complete_upload<E>(
-        &self,
-        upload_id: &str,
-        parts: &[u32],
-        bucket: &str,
-        key: &str,
-        rec: &ObjectRecord,
-        check: impl Fn(Option<&ObjectRecord>) -> Result<(), E>,
-    ) -> Result<Option<ObjectRecord>, Rejected<Option<E>>> {
-        let part_keys: Vec<Vec<u8>> = parts.iter().map(|n| part_key(upload_id, *n)).collect();
-        let ok = object_key(bucket, key);
-        let value = encode(rec)?;
-        (&self.uploads, &self.parts, &self.objects)
-            .transaction(|(uploads, p, objects)| {
-                if uploads.remove(upload_id)?.is_none() {
-                    return Err(abort(Rejected::Condition(None)));
-                }
-                for k in &part_keys {
-                    p.remove(k.as_slice())?;
-                }
-                let old = match objects.get(&ok)? {
-                    Some(v) => Some(decode::<ObjectRecord>(&v).map_err(|e| abort(e.into()))?),
-                    None => None,
-                };
-                check(old.as_ref()).map_err(|e| abort(Rejected::Condition(Some(e))))?;
-                objects.insert(ok.as_slice(), value.as_slice())?;
-                Ok(old)
             })
             .map_err(tx_err)
     }

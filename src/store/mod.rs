@@ -14,6 +14,7 @@ pub mod fsck;
 pub mod meta;
 pub mod records;
 pub mod scrub;
+pub mod versions;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::StoreError;
+pub use crate::auth::acl::Acl;
+pub use crate::cors::CorsRule;
 
 /// The only record format so far. A new layout gets a new byte and a migration.
 const FORMAT_V1: u8 = 1;
@@ -32,6 +34,96 @@ pub struct BucketRecord {
     pub owner: String,
     pub created_ms: i64,
     pub region: String,
+    /// `None` until versioning is first configured; a bucket never returns to `None`.
+    #[serde(default)]
+    pub versioning: Option<Versioning>,
+    /// `None`: private to the owner.
+    #[serde(default)]
+    pub acl: Option<Acl>,
+    /// The bucket policy exactly as the owner sent it (JSON), validated before storing.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// `None`: the server-wide default applies.
+    #[serde(default)]
+    pub public_access_block: Option<PublicAccessBlock>,
+    #[serde(default)]
+    pub cors: Option<Vec<CorsRule>>,
+    #[serde(default)]
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl BucketRecord {
+    pub fn new(owner: &str, created_ms: i64, region: &str) -> Self {
+        Self {
+            owner: owner.to_string(),
+            created_ms,
+            region: region.to_string(),
+            versioning: None,
+            acl: None,
+            policy: None,
+            public_access_block: None,
+            cors: None,
+            tags: None,
+        }
+    }
+
+    /// The versioning mode new writes follow.
+    pub fn versioning_mode(&self) -> VersioningMode {
+        match self.versioning {
+            None => VersioningMode::Unversioned,
+            Some(Versioning::Enabled) => VersioningMode::Enabled,
+            Some(Versioning::Suspended) => VersioningMode::Suspended,
+        }
+    }
+}
+
+/// A bucket's versioning state as configured with PutBucketVersioning.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Versioning {
+    Enabled,
+    Suspended,
+}
+
+/// How a write treats the versions already stored under its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersioningMode {
+    /// Never enabled: one (null) version per key, replaced in place.
+    Unversioned,
+    /// Every write adds a version; older ones become noncurrent.
+    Enabled,
+    /// Writes replace the null version; versioned ones are kept.
+    Suspended,
+}
+
+/// S3 Block Public Access settings of one bucket.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
+}
+
+impl PublicAccessBlock {
+    pub const ALL_ON: Self = Self {
+        block_public_acls: true,
+        ignore_public_acls: true,
+        block_public_policy: true,
+        restrict_public_buckets: true,
+    };
+    pub const ALL_OFF: Self = Self {
+        block_public_acls: false,
+        ignore_public_acls: false,
+        block_public_policy: false,
+        restrict_public_buckets: false,
+    };
+}
+
+/// One key/value tag of an object or bucket.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
 }
 
 /// The HTTP headers S3 stores with an object and returns on GET/HEAD.
@@ -81,7 +173,23 @@ pub enum ObjectData {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ObjectRecord {
     /// Unique per write; the derivative cache keys on it so an overwrite can never serve stale data.
+    /// Clients see it only when `versioned` (see [`ObjectRecord::client_version_id`]).
     pub version_id: String,
+    /// Write order (from sled's persistent id generator); versions of a key sort newest first
+    /// by it. Records older than versioning have 0.
+    #[serde(default)]
+    pub seq: u64,
+    /// Written while versioning was Enabled. Otherwise this is the key's "null" version.
+    #[serde(default)]
+    pub versioned: bool,
+    /// A delete marker: no data, and GET of the key answers 404.
+    #[serde(default)]
+    pub delete_marker: bool,
+    /// `None`: private to the owner (and the bucket owner).
+    #[serde(default)]
+    pub acl: Option<Acl>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
     pub size: u64,
     /// ETag without quotes: hex MD5, or `md5-of-md5s-N` for multipart objects.
     pub etag: String,
@@ -95,7 +203,34 @@ pub struct ObjectRecord {
     pub data: ObjectData,
 }
 
+/// The version id S3 clients see for versions written while versioning was not enabled.
+pub const NULL_VERSION: &str = "null";
+
 impl ObjectRecord {
+    /// The version id as S3 reports it: ours, or `null`.
+    pub fn client_version_id(&self) -> &str {
+        if self.versioned {
+            &self.version_id
+        } else {
+            NULL_VERSION
+        }
+    }
+
+    /// Makes a new version id for a record with sequence number `seq`. The id starts with the
+    /// sequence in hex, so a version can be found from its id without an index.
+    pub fn version_id_for(seq: u64) -> String {
+        format!("{seq:016x}{:08x}", rand::random::<u32>())
+    }
+
+    /// The sequence number encoded in a version id made by [`ObjectRecord::version_id_for`].
+    pub fn seq_of_version_id(id: &str) -> Option<u64> {
+        let hex = id.get(..16)?;
+        if id.len() != 24 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u64::from_str_radix(hex, 16).ok()
+    }
+
     pub fn blobs(&self) -> &[BlobRef] {
         match &self.data {
             ObjectData::Inline(_) => &[],
@@ -114,6 +249,11 @@ pub struct UploadRecord {
     pub user_metadata: BTreeMap<String, String>,
     pub checksum_algorithm: Option<String>,
     pub checksum_type: Option<String>,
+    /// The ACL and tags the completed object gets (given at CreateMultipartUpload).
+    #[serde(default)]
+    pub acl: Option<Acl>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -46,7 +46,7 @@ fn blob_ok(store: &Store, blob: &BlobRef) -> Result<(), String> {
 pub fn scrub(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<ScrubReport, StoreError> {
     let mut report = ScrubReport::default();
     for (bucket, _) in store.meta.buckets()? {
-        for item in store.meta.scan_objects(&bucket, std::ops::Bound::Unbounded) {
+        for item in store.meta.scan_all_versions(&bucket) {
             let (key, rec) = item?;
             report.objects += 1;
             report.bytes += rec.size;

@@ -1,0 +1,193 @@
+//! Bucket versioning: PutBucketVersioning, GetBucketVersioning and ListObjectVersions.
+//! How writes and deletes treat versions lives in `store::versions`.
+
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use super::errors::store_error;
+use super::list::{encoder, max_keys, page, Entry, DEFAULT_MAX_KEYS};
+use super::{etag, Strata};
+use crate::store::records::{ObjectRecord, Versioning};
+use crate::util::ms_to_timestamp;
+
+pub async fn put(
+    s: &Strata,
+    req: S3Request<PutBucketVersioningInput>,
+) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+    let input = req.input;
+    let wanted = match input.versioning_configuration.status.as_ref().map(|st| st.as_str()) {
+        Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+        _ => {
+            return Err(s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            ))
+        }
+    };
+    if input.versioning_configuration.mfa_delete.is_some() {
+        return Err(s3_error!(NotImplemented, "MFA Delete is not supported"));
+    }
+    s.update_bucket(&input.bucket, |b| {
+        b.versioning = Some(wanted);
+        Ok(())
+    })
+    .await?;
+    Ok(S3Response::new(PutBucketVersioningOutput::default()))
+}
+
+pub async fn get(
+    s: &Strata,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    let b = s.bucket(&req.input.bucket)?;
+    let status = b.versioning.map(|v| {
+        BucketVersioningStatus::from_static(match v {
+            Versioning::Enabled => BucketVersioningStatus::ENABLED,
+            Versioning::Suspended => BucketVersioningStatus::SUSPENDED,
+        })
+    });
+    Ok(S3Response::new(GetBucketVersioningOutput {
+        status,
+        ..Default::default()
+    }))
+}
+
+/// One listed version of a key, in S3's order (newest first).
+enum Listed {
+    Version(String, bool, ObjectRecord),
+    Prefix(String),
+}
+
+/// ListObjectVersions: keys in order (with a delimiter, common prefixes collapse as in
+/// ListObjects); within a key the latest version first, then the noncurrent ones newest
+/// first. `max-keys` counts versions, delete markers and prefixes. The markers resume after
+/// `version-id-marker` of `key-marker`, or after all of `key-marker`'s versions.
+pub async fn list(
+    s: &Strata,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let input = req.input;
+    s.bucket(&input.bucket)?;
+    let enc = encoder(input.encoding_type.as_ref())?;
+    let max = max_keys(input.max_keys)?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let meta = &s.store.meta;
+    let mut listed: Vec<Listed> = Vec::new();
+    let mut more = false;
+
+    let versions_of = |key: &str| -> S3Result<Vec<ObjectRecord>> {
+        let mut all = Vec::new();
+        if let Some(cur) = meta.object(&input.bucket, key).map_err(store_error)? {
+            all.push(cur);
+        }
+        for v in meta.noncurrent_versions(&input.bucket, key) {
+            all.push(v.map_err(store_error)?);
+        }
+        Ok(all)
+    };
+
+    // The rest of the key the previous page stopped inside.
+    if let (Some(key), Some(vmarker)) = (&input.key_marker, &input.version_id_marker) {
+        if key.starts_with(&prefix) && !vmarker.is_empty() {
+            let all = versions_of(key)?;
+            let pos = all.iter().position(|v| v.client_version_id() == vmarker.as_str());
+            let Some(pos) = pos else {
+                return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+            };
+            for (i, v) in all.into_iter().enumerate().skip(pos + 1) {
+                if listed.len() == max {
+                    more = true;
+                    break;
+                }
+                listed.push(Listed::Version(key.clone(), i == 0, v));
+            }
+        }
+    }
+    if !more && max > 0 {
+        // Each key contributes at least one entry, so `remaining` keys always fill the page;
+        // at least one is asked for so a page filled exactly by the marker's key still learns
+        // whether anything follows.
+        let remaining = (max - listed.len()).max(1);
+        let keys = page(
+            meta,
+            &input.bucket,
+            &prefix,
+            input.delimiter.as_deref(),
+            input.key_marker.as_deref(),
+            remaining,
+            true,
+        )?;
+        'keys: for entry in keys.entries {
+            match entry {
+                Entry::Prefix(p) => {
+                    if listed.len() == max {
+                        more = true;
+                        break 'keys;
+                    }
+                    listed.push(Listed::Prefix(p));
+                }
+                Entry::Object(key, _) => {
+                    for (i, v) in versions_of(&key)?.into_iter().enumerate() {
+                        if listed.len() == max {
+                            more = true;
+                            break 'keys;
+                        }
+                        listed.push(Listed::Version(key.clone(), i == 0, v));
+                    }
+                }
+            }
+        }
+        more |= keys.truncated;
+    }
+
+    let (next_key, next_version) = match listed.last() {
+        Some(Listed::Version(k, _, v)) if more => (Some(k.clone()), Some(v.client_version_id().to_string())),
+        Some(Listed::Prefix(p)) if more => (Some(p.clone()), None),
+        _ => (None, None),
+    };
+    let mut versions = Vec::new();
+    let mut markers = Vec::new();
+    let mut prefixes = Vec::new();
+    for item in listed {
+        match item {
+            Listed::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc(p)) }),
+            Listed::Version(key, latest, v) if v.delete_marker => markers.push(DeleteMarkerEntry {
+                key: Some(enc(key)),
+                version_id: Some(v.client_version_id().to_string()),
+                is_latest: Some(latest),
+                last_modified: Some(ms_to_timestamp(v.last_modified_ms)),
+                owner: Some(super::list::owner(&v.owner)),
+            }),
+            Listed::Version(key, latest, v) => versions.push(ObjectVersion {
+                key: Some(enc(key)),
+                version_id: Some(v.client_version_id().to_string()),
+                is_latest: Some(latest),
+                last_modified: Some(ms_to_timestamp(v.last_modified_ms)),
+                e_tag: Some(etag(&v.etag)),
+                size: Some(v.size as i64),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
+                owner: Some(super::list::owner(&v.owner)),
+                ..Default::default()
+            }),
+        }
+    }
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(enc(prefix)),
+        delimiter: input.delimiter.map(&enc),
+        key_marker: Some(enc(input.key_marker.unwrap_or_default())),
+        version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
+        max_keys: Some(input.max_keys.unwrap_or(DEFAULT_MAX_KEYS)),
+        is_truncated: Some(more),
+        next_key_marker: next_key.map(&enc),
+        next_version_id_marker: next_version,
+        encoding_type: input.encoding_type,
+        versions: (!versions.is_empty()).then_some(versions),
+        delete_markers: (!markers.is_empty()).then_some(markers),
+        common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+        ..Default::default()
+    }))
+}
