@@ -22,6 +22,7 @@
 //! | `keys` | `MetaStore::put_version` / `object` / `scan_objects` / `delete_current` with fuzzed keys |
 //! | `bucket-policy` | `auth::policy::Policy::parse` + `evaluate` |
 //! | `xml-acl` | s3s XML → `AccessControlPolicy` → `auth::acl::Acl::from_dto` (and grant headers) |
+//! | `xml-lifecycle` | s3s XML → `BucketLifecycleConfiguration` (and back) |
 //! | `xml-cors` | s3s XML → `CORSConfiguration` → `cors::rules_from_dto`, preflight/actual matching |
 
 #![allow(dead_code)]
@@ -117,7 +118,41 @@ pub const TARGETS: &[Target] = &[
         dict: CORS_DICT,
         max_len: 8 * 1024,
     },
+    Target {
+        name: "xml-lifecycle",
+        run: xml_lifecycle,
+        dict: LIFECYCLE_DICT,
+        max_len: 16 * 1024,
+    },
 ];
+
+const LIFECYCLE_DICT: &[&[u8]] = &[
+    b"<LifecycleConfiguration>",
+    b"</LifecycleConfiguration>",
+    b"<Rule>",
+    b"</Rule>",
+    b"<ID>r</ID>",
+    b"<Status>Enabled</Status>",
+    b"<Filter><Prefix>logs/</Prefix></Filter>",
+    b"<Filter><Tag><Key>k</Key><Value>v</Value></Tag></Filter>",
+    b"<And><Prefix>a/</Prefix><Tag><Key>k</Key><Value>v</Value></Tag></And>",
+    b"<Expiration><Days>30</Days></Expiration>",
+    b"<Expiration><Date>2030-01-01T00:00:00Z</Date></Expiration>",
+    b"<ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker>",
+    b"<NoncurrentVersionExpiration><NoncurrentDays>7</NoncurrentDays></NoncurrentVersionExpiration>",
+    b"<AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation></AbortIncompleteMultipartUpload>",
+    b"<Transition><Days>30</Days><StorageClass>GLACIER</StorageClass></Transition>",
+];
+
+/// Input: a PutBucketLifecycleConfiguration body through s3s's XML deserializer (the parser
+/// Strata's lifecycle rules will be read with). Only "does not panic" is checked until Strata
+/// validates lifecycle rules itself (the lifecycle issue).
+pub fn xml_lifecycle(data: &[u8]) -> Outcome {
+    match parse_xml::<s3s::dto::BucketLifecycleConfiguration>(data) {
+        Ok(cfg) => hash_of(&("ok", cfg.rules.len().min(8), cfg.rules.iter().any(|r| r.filter.is_some()))),
+        Err(e) => fp("err", &e),
+    }
+}
 
 const BUCKET_POLICY_DICT: &[&[u8]] = &[
     b"\"Version\"",

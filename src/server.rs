@@ -247,6 +247,30 @@ fn cors_headers(front: &Front, req: &http::Request<Incoming>) -> Option<crate::c
     crate::cors::actual(&rules, origin, req.method().as_str())
 }
 
+/// s3s answers a POST form that breaks one of its policy's conditions with 400
+/// InvalidPolicyDocument; S3 answers 403 AccessDenied ("Invalid according to Policy"), and
+/// browser code and SDKs expect that. Error bodies are small and already in memory.
+fn post_condition_as_access_denied(mut resp: http::Response<Body>) -> http::Response<Body> {
+    let Some(bytes) = resp.body_mut().bytes() else {
+        return resp;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains("<Code>InvalidPolicyDocument</Code>") || !text.contains("Policy condition") {
+        return resp;
+    }
+    let detail = text
+        .split_once("<Message>")
+        .and_then(|(_, rest)| rest.split_once("</Message>"))
+        .map(|(m, _)| m.replace("&apos;", "'").replace("&quot;", "\"").replace("&amp;", "&"))
+        .unwrap_or_default();
+    let mut e = s3s::S3Error::with_message(
+        s3s::S3ErrorCode::AccessDenied,
+        format!("Invalid according to Policy: {detail}"),
+    );
+    e.set_status_code(http::StatusCode::FORBIDDEN);
+    e.to_http_response().unwrap_or(resp)
+}
+
 /// Our own endpoints first; everything else is S3.
 async fn route(
     service: S3Service,
@@ -258,7 +282,11 @@ async fn route(
         return answer;
     }
     let cors = cors_headers(&front, &req);
+    let is_post = req.method() == http::Method::POST;
     let mut resp = respond(service, front, peer, req).await;
+    if is_post && resp.status() == http::StatusCode::BAD_REQUEST {
+        resp = post_condition_as_access_denied(resp);
+    }
     if let Some(cors) = cors {
         cors.apply(resp.headers_mut());
     }

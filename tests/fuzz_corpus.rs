@@ -116,6 +116,26 @@ fn keys() {
 }
 
 #[test]
+fn bucket_policy() {
+    check("bucket-policy");
+}
+
+#[test]
+fn xml_acl() {
+    check("xml-acl");
+}
+
+#[test]
+fn xml_cors() {
+    check("xml-cors");
+}
+
+#[test]
+fn xml_lifecycle() {
+    check("xml-lifecycle");
+}
+
+#[test]
 fn every_target_has_a_test_and_the_corpus_is_small() {
     let tested = [
         "transform-params",
@@ -126,6 +146,10 @@ fn every_target_has_a_test_and_the_corpus_is_small() {
         "headers",
         "config-toml",
         "keys",
+        "bucket-policy",
+        "xml-acl",
+        "xml-cors",
+        "xml-lifecycle",
     ];
     for t in targets::TARGETS {
         assert!(tested.contains(&t.name), "target {} has no replay test", t.name);

@@ -101,6 +101,19 @@ impl RequestFacts {
     }
 }
 
+/// What a request acts on, as far as access decisions care.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub bucket_name: &'a str,
+    pub bucket: &'a BucketRecord,
+    /// `None` for bucket operations.
+    pub key: Option<&'a str>,
+    /// The version the request reaches, when its ACL matters (object reads and ACL calls).
+    pub object: Option<&'a ObjectRecord>,
+    /// The request names a version (`versionId`): `s3:GetObjectVersion` and friends.
+    pub versioned: bool,
+}
+
 /// How a request was signed with AWS Signature Version 2, if it was.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SigV2 {
@@ -199,18 +212,16 @@ impl Authorizer {
             })
     }
 
-    /// Is `facts` allowed to perform `op` on `bucket` (and `key`, at `object`'s version)?
-    /// The one decision; see the module doc for the order of the rules.
-    pub fn authorize(
-        &self,
-        facts: &RequestFacts,
-        op: &str,
-        bucket_name: &str,
-        bucket: &BucketRecord,
-        key: Option<&str>,
-        object: Option<&ObjectRecord>,
-        versioned: bool,
-    ) -> S3Result<()> {
+    /// Is `facts` allowed to perform `op` on `target`? The one decision; see the module doc
+    /// for the order of the rules.
+    pub fn authorize(&self, facts: &RequestFacts, op: &str, target: &Target<'_>) -> S3Result<()> {
+        let Target {
+            bucket_name,
+            bucket,
+            key,
+            object,
+            versioned,
+        } = *target;
         let caller = facts.access_key.as_deref();
         if caller.is_some_and(|k| self.is_root(k)) {
             return Ok(());
@@ -295,7 +306,14 @@ impl Authorizer {
                 return Err(s3_error!(InternalError));
             }
         };
-        self.authorize(facts, "GetObject", bucket, &rec, Some(key), Some(src), src.versioned)
+        let target = Target {
+            bucket_name: bucket,
+            bucket: &rec,
+            key: Some(key),
+            object: Some(src),
+            versioned: src.versioned,
+        };
+        self.authorize(facts, "GetObject", &target)
     }
 
     /// May the caller delete `key` from `bucket` (one entry of a DeleteObjects request)?
@@ -307,7 +325,14 @@ impl Authorizer {
         key: &str,
         versioned: bool,
     ) -> S3Result<()> {
-        self.authorize(facts, "DeleteObject", bucket_name, bucket, Some(key), None, versioned)
+        let target = Target {
+            bucket_name,
+            bucket,
+            key: Some(key),
+            object: None,
+            versioned,
+        };
+        self.authorize(facts, "DeleteObject", &target)
     }
 }
 
@@ -336,15 +361,14 @@ impl Authorizer {
                 return Err(s3_error!(InternalError));
             }
         };
-        self.authorize(
-            &facts,
-            "PutObject",
-            &req.input.bucket,
-            &bucket,
-            Some(&req.input.key),
-            None,
-            false,
-        )
+        let target = Target {
+            bucket_name: &req.input.bucket,
+            bucket: &bucket,
+            key: Some(&req.input.key),
+            object: None,
+            versioned: false,
+        };
+        self.authorize(&facts, "PutObject", &target)
     }
 }
 
@@ -427,14 +451,13 @@ impl S3Access for Authorizer {
             }
             _ => None,
         };
-        self.authorize(
-            &facts,
-            op,
-            &bucket_name,
-            &bucket,
-            key.as_deref(),
-            object.as_ref(),
-            version_id.is_some(),
-        )
+        let target = Target {
+            bucket_name: &bucket_name,
+            bucket: &bucket,
+            key: key.as_deref(),
+            object: object.as_ref(),
+            versioned: version_id.is_some(),
+        };
+        self.authorize(&facts, op, &target)
     }
 }

@@ -55,7 +55,7 @@ pub async fn get(
 
 /// One listed version of a key, in S3's order (newest first).
 enum Listed {
-    Version(String, bool, ObjectRecord),
+    Version(String, bool, Box<ObjectRecord>),
     Prefix(String),
 }
 
@@ -100,7 +100,7 @@ pub async fn list(
                     more = true;
                     break;
                 }
-                listed.push(Listed::Version(key.clone(), i == 0, v));
+                listed.push(Listed::Version(key.clone(), i == 0, Box::new(v)));
             }
         }
     }
@@ -133,7 +133,7 @@ pub async fn list(
                             more = true;
                             break 'keys;
                         }
-                        listed.push(Listed::Version(key.clone(), i == 0, v));
+                        listed.push(Listed::Version(key.clone(), i == 0, Box::new(v)));
                     }
                 }
             }

@@ -43,7 +43,7 @@ pub struct VersionChange {
 
 /// One try of [`MetaStore::delete_version`].
 enum Attempt {
-    Done(Option<DeletedVersion>),
+    Done(Option<Box<DeletedVersion>>),
     /// The version to promote was deleted concurrently: look again.
     Stale,
 }
@@ -208,7 +208,7 @@ impl MetaStore {
                 .next()
                 .transpose()?;
             match self.try_delete_version(bucket, key, version_id, target_seq, newest.as_ref().map(|(k, _)| k))? {
-                Attempt::Done(d) => return Ok(d),
+                Attempt::Done(d) => return Ok(d.map(|b| *b)),
                 Attempt::Stale => continue,
             }
         }
@@ -244,7 +244,7 @@ impl MetaStore {
                         objects.remove(ok.as_slice())?;
                     }
                 }
-                return Ok(Attempt::Done(Some(DeletedVersion { record: cur })));
+                return Ok(Attempt::Done(Some(Box::new(DeletedVersion { record: cur }))));
             }
             let seq = match target_seq {
                 Some(seq) => Some(seq),
@@ -261,7 +261,7 @@ impl MetaStore {
                     if !rec.versioned {
                         nulls.remove(ok.as_slice())?;
                     }
-                    Ok(Attempt::Done(Some(DeletedVersion { record: rec })))
+                    Ok(Attempt::Done(Some(Box::new(DeletedVersion { record: rec }))))
                 }
                 _ => Ok(Attempt::Done(None)),
             }

@@ -6,12 +6,14 @@
 
 mod common;
 
+mod access_control;
 mod auth;
 mod bitrot;
 mod buckets;
 mod checksums;
 mod conditional;
 mod copy;
+mod cors_post_tagging;
 mod crash_points;
 mod diskfull;
 mod errors;
@@ -23,3 +25,4 @@ mod principals;
 mod restart;
 mod security;
 mod transforms;
+mod versioning;
