@@ -31,6 +31,34 @@ pub struct Config {
     pub credentials: RootCredentials,
     pub limits: Limits,
     pub transform: TransformConfig,
+    pub encryption: EncryptionConfig,
+}
+
+/// Encryption at rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// The master key file (created on first use, mode 0600). Keep it outside the data dir
+    /// and back it up: without it encrypted objects cannot be read. Default: beside the data
+    /// dir, `<data_dir>.master-key`.
+    pub master_key_file: Option<PathBuf>,
+    /// SSE-KMS key used when a request asks for `aws:kms` without naming a key.
+    pub default_kms_key_id: Option<String>,
+}
+
+impl Config {
+    /// Where the master key file is (see [`EncryptionConfig::master_key_file`]).
+    pub fn master_key_path(&self) -> PathBuf {
+        self.encryption.master_key_file.clone().unwrap_or_else(|| {
+            let mut name = self
+                .data_dir
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_else(|| "data".into());
+            name.push(".master-key");
+            self.data_dir.with_file_name(name)
+        })
+    }
 }
 
 /// Image transforms on GET and the derivative cache.
@@ -176,6 +204,7 @@ impl Default for Config {
             credentials: RootCredentials::default(),
             limits: Limits::default(),
             transform: TransformConfig::default(),
+            encryption: EncryptionConfig::default(),
         }
     }
 }

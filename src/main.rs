@@ -31,6 +31,25 @@ enum Command {
     /// Read every stored byte offline and verify it against its recorded checksum; lists
     /// corrupt objects by bucket/key/version and exits non-zero if there are any.
     Scrub(DataArgs),
+    /// Manage the local keyring of SSE-KMS keys (offline: the server must be stopped).
+    #[command(subcommand)]
+    Kms(KmsCommand),
+}
+
+#[derive(Subcommand)]
+enum KmsCommand {
+    /// Create a named key for `x-amz-server-side-encryption: aws:kms` with
+    /// `x-amz-server-side-encryption-aws-kms-key-id: NAME`.
+    Create {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List the keyring's key names.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Args)]
@@ -94,6 +113,13 @@ enum KeyCommand {
         #[command(flatten)]
         target: KeyTarget,
     },
+    /// Replace the master key: re-seal every SSE-S3 data key and SSE-KMS key under a new one
+    /// (object bytes are not rewritten). Offline; resumes if interrupted; the old key stays in
+    /// the key file until everything is re-sealed.
+    RotateMaster {
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 fn init_logging(format: &str) {
@@ -123,6 +149,7 @@ fn main() -> std::process::ExitCode {
         Command::Key(cmd) => key(cmd),
         Command::Fsck(args) => fsck(args),
         Command::Scrub(args) => scrub(args),
+        Command::Kms(cmd) => kms(cmd),
     };
     match result {
         Ok(code) => code,
@@ -244,6 +271,7 @@ enum KeyOp {
 
 fn key(cmd: KeyCommand) -> anyhow::Result<std::process::ExitCode> {
     let (op, target) = match cmd {
+        KeyCommand::RotateMaster { data } => return rotate_master(data),
         KeyCommand::Create { name, target } => (KeyOp::Create(name), target),
         KeyCommand::List { target } => (KeyOp::List, target),
         KeyCommand::Delete { id, target } => (KeyOp::Delete(id), target),
@@ -358,6 +386,54 @@ fn open_offline(args: DataArgs) -> anyhow::Result<strata::store::Store> {
             cfg.data_dir.display()
         )
     })
+}
+
+/// The store and keyring of a data dir, opened offline.
+fn open_keyring(args: DataArgs) -> anyhow::Result<(strata::store::Store, strata::store::keyring::Keyring)> {
+    let cfg = load_config(
+        args.config.as_deref(),
+        args.data.clone().or_else(|| Some(PathBuf::from(DEFAULT_DATA_DIR))),
+    )?;
+    let store = open_offline(args)?;
+    let ring = strata::store::keyring::Keyring::open(&cfg.master_key_path(), store.meta.clone())?;
+    Ok((store, ring))
+}
+
+fn kms(cmd: KmsCommand) -> anyhow::Result<std::process::ExitCode> {
+    match cmd {
+        KmsCommand::Create { name, data } => {
+            let (_store, ring) = open_keyring(data)?;
+            ring.create_kms_key(&name)?;
+            println!("created KMS key {name}");
+        }
+        KmsCommand::List { data } => {
+            let (_store, ring) = open_keyring(data)?;
+            for name in ring.kms_key_names()? {
+                println!("{name}");
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn rotate_master(data: DataArgs) -> anyhow::Result<std::process::ExitCode> {
+    let (_store, ring) = open_keyring(data)?;
+    let started = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("rotate-master [{bar:40}] {pos}/{len} records ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let resealed = ring.rotate_master(|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "rotate-master: {resealed} keys re-sealed under the new master key in {:.1}s; old master keys removed",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn scrub(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {

@@ -50,6 +50,9 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
         authz: authz.clone(),
         derivatives: Arc::new(derivatives),
         transform: cfg.transform.clone(),
+        keyring: crate::store::keyring::Keyring::open(&cfg.master_key_path(), store.meta.clone())
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        default_kms_key_id: cfg.encryption.default_kms_key_id.clone(),
     };
     let mut b = S3ServiceBuilder::new(strata);
     b.set_auth(KeyAuth {

@@ -11,6 +11,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+
+use crate::store::crypto::Key256;
 use tokio::sync::OnceCell;
 
 use crate::transform::{self, Spec, TransformError};
@@ -60,13 +62,27 @@ impl Derivatives {
         &self.limits
     }
 
-    async fn cached(&self, src: &str, der: &str) -> Option<Derivative> {
+    /// A derivative from the disk cache; with `seal`, its stored bytes are encrypted under a
+    /// key derived from the source's data key and are opened here (failure = a miss).
+    async fn cached(&self, src: &str, der: &str, seal: Option<&Key256>) -> Option<Derivative> {
         let cache = self.cache.clone();
         let (s, d) = (src.to_string(), der.to_string());
-        tokio::task::spawn_blocking(move || cache.get(&s, &d))
+        let found = tokio::task::spawn_blocking(move || cache.get(&s, &d))
             .await
             .ok()
-            .flatten()
+            .flatten()?;
+        match seal {
+            None => Some(found),
+            Some(key) => {
+                let plain = derivative_key(key, der)
+                    .open_with_random_nonce(&found.bytes, der.as_bytes())
+                    .ok()?;
+                Some(Derivative {
+                    bytes: Bytes::from(plain),
+                    ..found
+                })
+            }
+        }
     }
 
     /// Returns the derivative and whether it came from the cache. `load_source` reads the
@@ -76,6 +92,7 @@ impl Derivatives {
         src: &str,
         der: &str,
         spec: &Spec,
+        seal: Option<&Key256>,
         load_source: F,
     ) -> Result<(Derivative, bool), DerivativeError>
     where
@@ -85,7 +102,7 @@ impl Derivatives {
         if let Some(d) = self.hot.get(der) {
             return Ok((d, true));
         }
-        if let Some(d) = self.cached(src, der).await {
+        if let Some(d) = self.cached(src, der, seal).await {
             self.hot.put(src, &d);
             return Ok((d, true));
         }
@@ -97,7 +114,7 @@ impl Derivatives {
         let result = flight
             .get_or_init(|| async {
                 made_here = true;
-                self.make(src, der, spec, load_source).await
+                self.make(src, der, spec, seal, load_source).await
             })
             .await
             .clone();
@@ -117,6 +134,7 @@ impl Derivatives {
         src: &str,
         der: &str,
         spec: &Spec,
+        seal: Option<&Key256>,
         load_source: F,
     ) -> Result<Derivative, DerivativeError>
     where
@@ -124,7 +142,7 @@ impl Derivatives {
         Fut: Future<Output = Result<Bytes, DerivativeError>>,
     {
         // Another flight may have finished between our cache check and now.
-        if let Some(d) = self.cached(src, der).await {
+        if let Some(d) = self.cached(src, der, seal).await {
             return Ok(d);
         }
         let source = load_source().await?;
@@ -141,12 +159,18 @@ impl Derivatives {
             .map_err(DerivativeError::Transform)?;
         let content_type = out.format.content_type().to_string();
         let cache = self.cache.clone();
-        let (s, d, ct, bytes) = (
-            src.to_string(),
-            der.to_string(),
-            content_type.clone(),
-            out.bytes.clone(),
-        );
+        // Derivatives of encrypted originals are stored encrypted too.
+        let stored_bytes = match seal {
+            None => Some(out.bytes.clone()),
+            Some(key) => derivative_key(key, der)
+                .seal_with_random_nonce(&out.bytes, der.as_bytes())
+                .ok()
+                .map(Bytes::from),
+        };
+        let Some(stored_bytes) = stored_bytes else {
+            return Err(DerivativeError::Internal("could not encrypt the derivative".into()));
+        };
+        let (s, d, ct, bytes) = (src.to_string(), der.to_string(), content_type.clone(), stored_bytes);
         let stored = tokio::task::spawn_blocking(move || cache.put(&s, &d, &ct, &bytes)).await;
         if let Ok(Err(e)) | Err(e) = stored.map_err(std::io::Error::other) {
             tracing::warn!(error = %e, "could not store derivative in the cache");
@@ -161,9 +185,19 @@ impl Derivatives {
     }
 
     /// Forgets every derivative of one source version, in memory and on disk.
+    ///
+    /// (Derivative keys: see [`derivative_key`].)
     pub fn purge_source(self: &Arc<Self>, src: String) {
         self.hot.purge_source(&src);
         let cache = self.cache.clone();
         tokio::task::spawn_blocking(move || cache.purge_source(&src));
     }
+}
+
+/// The key a derivative of an encrypted original is stored under: derived from the
+/// original's data key and the derivative's id, so it is as secret as the original.
+fn derivative_key(data_key: &Key256, derivative: &str) -> Key256 {
+    let mut label = b"strata-derivative:".to_vec();
+    label.extend_from_slice(derivative.as_bytes());
+    data_key.derive(&label)
 }

@@ -7,6 +7,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum;
 use super::conditional::{self, Conditions, Kind};
+use super::encryption::{connection_is_secure, report, CustomerKeyHeaders, SseRequest};
 use super::errors::ingest_error;
 use super::multipart::{check_part_number, into_blob, record_part};
 use super::object::{body, commit_object, discard, publish_body};
@@ -92,6 +93,20 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         _ => None,
     };
     let acl = super::acl::object_acl_from_request(s, &bucket, &who, input.acl.as_ref(), &req.headers)?;
+    let secure = connection_is_secure(&req.extensions);
+    let encryption = s.encryption_for_write(
+        &bucket,
+        &SseRequest {
+            server_side_encryption: input.server_side_encryption.as_ref(),
+            kms_key_id: input.ssekms_key_id.as_deref(),
+            customer: CustomerKeyHeaders {
+                algorithm: input.sse_customer_algorithm.as_deref(),
+                key: input.sse_customer_key.as_deref(),
+                key_md5: input.sse_customer_key_md5.as_deref(),
+            },
+        },
+        secure,
+    )?;
     let (src_bucket, src_key, src) = source_record(
         s,
         &facts,
@@ -136,10 +151,25 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         (src.headers.clone(), src.user_metadata.clone())
     };
     let hasher = hasher_like(&src, input.checksum_algorithm.as_ref());
+    let src_key_material = s.data_key_for_read(
+        src.encryption.as_ref(),
+        CustomerKeyHeaders {
+            algorithm: input.copy_source_sse_customer_algorithm.as_deref(),
+            key: input.copy_source_sse_customer_key.as_deref(),
+            key_md5: input.copy_source_sse_customer_key_md5.as_deref(),
+        },
+        secure,
+    )?;
     let ingested = s
         .store
         .blobs
-        .ingest(body(s, &src, 0, src.size), hasher, s.limits.inline_max_bytes, u64::MAX)
+        .ingest(
+            body(s, &src, src_key_material.as_ref(), 0, src.size),
+            hasher,
+            s.limits.inline_max_bytes,
+            u64::MAX,
+            encryption.as_ref().map(|(_, k)| k),
+        )
         .await
         .map_err(ingest_error)?;
     let data = match publish_body(s, &ingested).await {
@@ -163,6 +193,7 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         delete_marker: false,
         acl,
         tags: tags.unwrap_or_else(|| src.tags.clone()),
+        encryption: encryption.map(|(e, _)| e),
         size: ingested.size,
         etag: hex::encode(ingested.md5),
         last_modified_ms: now_ms(),
@@ -176,7 +207,12 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
     let rec = commit_object(s, &bucket, &input.bucket, &input.key, rec, None, None).await?;
     let c = checksum::to_dto(&rec.checksums);
     let src_bucket_rec = s.bucket(&src_bucket)?;
+    let sse = report(rec.encryption.as_ref());
     Ok(S3Response::new(CopyObjectOutput {
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.kms_key_id,
+        sse_customer_algorithm: sse.customer_algorithm,
+        sse_customer_key_md5: sse.customer_key_md5,
         version_id: reported_version(&bucket, &rec),
         copy_source_version_id: reported_version(&src_bucket_rec, &src),
         copy_object_result: Some(CopyObjectResult {
@@ -216,13 +252,24 @@ pub async fn upload_part_copy(
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let facts = crate::auth::RequestFacts::of(&req);
+    let secure = connection_is_secure(&req.extensions);
     let input = req.input;
     check_part_number(input.part_number)?;
-    match s.store.meta.upload(&input.upload_id) {
-        Ok(Some(u)) if u.bucket == input.bucket && u.key == input.key => {}
+    let upload = match s.store.meta.upload(&input.upload_id) {
+        Ok(Some(u)) if u.bucket == input.bucket && u.key == input.key => u,
         Ok(_) => return Err(s3_error!(NoSuchUpload, "The specified upload does not exist.")),
         Err(e) => return Err(super::errors::store_error(e)),
-    }
+    };
+    // The part is sealed with the upload's data key (SSE-C uploads: the request repeats the key).
+    let part_key = s.data_key_for_read(
+        upload.encryption.as_ref(),
+        CustomerKeyHeaders {
+            algorithm: input.sse_customer_algorithm.as_deref(),
+            key: input.sse_customer_key.as_deref(),
+            key_md5: input.sse_customer_key_md5.as_deref(),
+        },
+        secure,
+    )?;
     let (_, _, src) = source_record(
         s,
         &facts,
@@ -234,6 +281,15 @@ pub async fn upload_part_copy(
             if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
         },
     )?;
+    let src_key_material = s.data_key_for_read(
+        src.encryption.as_ref(),
+        CustomerKeyHeaders {
+            algorithm: input.copy_source_sse_customer_algorithm.as_deref(),
+            key: input.copy_source_sse_customer_key.as_deref(),
+            key_md5: input.copy_source_sse_customer_key_md5.as_deref(),
+        },
+        secure,
+    )?;
     let (start, end) = match &input.copy_source_range {
         Some(r) => parse_copy_range(r, src.size)?,
         None => (0, src.size),
@@ -241,7 +297,13 @@ pub async fn upload_part_copy(
     let ingested = s
         .store
         .blobs
-        .ingest(body(s, &src, start, end), hasher_like(&src, None), 0, u64::MAX)
+        .ingest(
+            body(s, &src, src_key_material.as_ref(), start, end),
+            hasher_like(&src, None),
+            0,
+            u64::MAX,
+            part_key.as_ref(),
+        )
         .await
         .map_err(ingest_error)?;
     let (blob, ingested) = into_blob(s, ingested).await?;

@@ -11,8 +11,10 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::conditional::{self, Conditions, Kind};
+use super::encryption::CustomerKeyHeaders;
 use super::{etag, object, Strata};
 use crate::derivative::{derivative_id, source_id, Derivative, DerivativeError};
+use crate::store::crypto::Key256;
 use crate::store::records::ObjectRecord;
 use crate::transform::{self, RawSpec, TransformError};
 use crate::util::ms_to_timestamp;
@@ -68,9 +70,9 @@ fn derivative_error(e: DerivativeError) -> S3Error {
 }
 
 /// Reads `[0, len)` of an object into memory (callers bound `len`).
-async fn read_prefix(s: &Strata, rec: &ObjectRecord, len: u64) -> Result<Bytes, String> {
+async fn read_prefix(s: &Strata, rec: &ObjectRecord, key: Option<&Key256>, len: u64) -> Result<Bytes, String> {
     let end = len.min(rec.size);
-    let mut stream = object::body(s, rec, 0, end);
+    let mut stream = object::body(s, rec, key, 0, end);
     let mut buf = BytesMut::with_capacity(end as usize);
     while let Some(chunk) = stream.next().await {
         buf.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
@@ -97,6 +99,8 @@ async fn serve(
     anonymous: bool,
     cond: &Conditions<'_>,
     has_range: bool,
+    customer: CustomerKeyHeaders<'_>,
+    secure: bool,
 ) -> S3Result<Served> {
     if has_range {
         return Err(s3_error!(
@@ -105,11 +109,12 @@ async fn serve(
         ));
     }
     let rec = s.object_at(bucket, key, version_id)?;
+    let data_key = s.data_key_for_read(rec.encryption.as_ref(), customer, secure)?;
     let src = source_id(bucket, key, &rec.version_id);
     let format = match s.derivatives.hot.source_format(&src) {
         Some(f) => f,
         None => {
-            let head = read_prefix(s, &rec, SNIFF_BYTES)
+            let head = read_prefix(s, &rec, data_key.as_ref(), SNIFF_BYTES)
                 .await
                 .map_err(|e| super::errors::internal("read source", e))?;
             let f = transform::sniff(&head).ok_or_else(|| {
@@ -151,8 +156,10 @@ async fn serve(
     }
     let (derivative, hit) = s
         .derivatives
-        .fetch(&src, &der, &spec, || async {
-            read_prefix(s, &rec, rec.size).await.map_err(DerivativeError::Source)
+        .fetch(&src, &der, &spec, data_key.as_ref(), || async {
+            read_prefix(s, &rec, data_key.as_ref(), rec.size)
+                .await
+                .map_err(DerivativeError::Source)
         })
         .await
         .map_err(derivative_error)?;
@@ -205,6 +212,12 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>, raw: RawSpec) -> S3
         req.credentials.is_none(),
         &cond,
         input.range.is_some() || input.part_number.is_some(),
+        CustomerKeyHeaders {
+            algorithm: input.sse_customer_algorithm.as_deref(),
+            key: input.sse_customer_key.as_deref(),
+            key_md5: input.sse_customer_key_md5.as_deref(),
+        },
+        super::encryption::connection_is_secure(&req.extensions),
     )
     .await?;
     let d = &served.derivative;
@@ -243,6 +256,12 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>, raw: RawSpec) -> 
         req.credentials.is_none(),
         &cond,
         input.range.is_some() || input.part_number.is_some(),
+        CustomerKeyHeaders {
+            algorithm: input.sse_customer_algorithm.as_deref(),
+            key: input.sse_customer_key.as_deref(),
+            key_md5: input.sse_customer_key_md5.as_deref(),
+        },
+        super::encryption::connection_is_secure(&req.extensions),
     )
     .await?;
     let d = &served.derivative;

@@ -9,6 +9,7 @@ pub mod conditional;
 mod copy;
 mod cors;
 mod derived;
+mod encryption;
 pub mod errors;
 mod list;
 mod multipart;
@@ -42,6 +43,9 @@ pub struct Strata {
     pub authz: Arc<Authorizer>,
     pub derivatives: Arc<Derivatives>,
     pub transform: TransformConfig,
+    /// Master and SSE-KMS keys.
+    pub keyring: crate::store::keyring::Keyring,
+    pub default_kms_key_id: Option<String>,
 }
 
 /// Who made a request (see [`caller_or_anonymous`]); kept fallible for the handlers that
@@ -436,5 +440,25 @@ impl S3 for Strata {
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
         tagging::delete_bucket(self, req).await
+    }
+
+    // ---- default encryption ----
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        encryption::put_bucket(self, req).await
+    }
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        encryption::get_bucket(self, req).await
+    }
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        encryption::delete_bucket(self, req).await
     }
 }

@@ -9,6 +9,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum::{self, Claimed};
+use super::encryption::{connection_is_secure, report, CustomerKeyHeaders, SseRequest};
 use super::errors::store_error;
 use super::{caller, check_key, etag, object_headers, Strata};
 use crate::store::blob::{Ingested, IngestedBody};
@@ -49,10 +50,25 @@ pub async fn create(
     let user_metadata = s.user_metadata(input.metadata)?;
     let tags = super::tagging::from_header(input.tagging.as_deref())?;
     let acl = super::acl::object_acl_from_request(s, &bucket, &owner, input.acl.as_ref(), &req.headers)?;
+    let encryption = s.encryption_for_write(
+        &bucket,
+        &SseRequest {
+            server_side_encryption: input.server_side_encryption.as_ref(),
+            kms_key_id: input.ssekms_key_id.as_deref(),
+            customer: CustomerKeyHeaders {
+                algorithm: input.sse_customer_algorithm.as_deref(),
+                key: input.sse_customer_key.as_deref(),
+                key_md5: input.sse_customer_key_md5.as_deref(),
+            },
+        },
+        connection_is_secure(&req.extensions),
+    )?;
+    let sse = report(encryption.as_ref().map(|(e, _)| e));
     let id = BlobStore::new_id();
     let rec = UploadRecord {
         acl,
         tags,
+        encryption: encryption.map(|(e, _)| e),
         bucket: input.bucket.clone(),
         key: input.key.clone(),
         owner,
@@ -78,6 +94,10 @@ pub async fn create(
         upload_id: Some(id),
         checksum_algorithm: input.checksum_algorithm,
         checksum_type: input.checksum_type,
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.kms_key_id,
+        sse_customer_algorithm: sse.customer_algorithm,
+        sse_customer_key_md5: sse.customer_key_md5,
         ..Default::default()
     }))
 }
@@ -103,6 +123,7 @@ pub(super) async fn into_blob(s: &Strata, ingested: Ingested) -> S3Result<(BlobR
         size: ingested.size,
         md5: ingested.md5.to_vec(),
         crc64: Some(ingested.crc64),
+        sealed: ingested.sealed,
     };
     Ok((blob, ingested))
 }
@@ -138,9 +159,20 @@ pub fn check_part_number(n: i32) -> S3Result<()> {
 }
 
 pub async fn upload_part(s: &Strata, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    let secure = connection_is_secure(&req.extensions);
     let input = req.input;
     check_part_number(input.part_number)?;
-    upload(s, &input.bucket, &input.key, &input.upload_id)?;
+    let up = upload(s, &input.bucket, &input.key, &input.upload_id)?;
+    // Parts are sealed with the upload's data key (SSE-C: each part request repeats the key).
+    let part_key = s.data_key_for_read(
+        up.encryption.as_ref(),
+        CustomerKeyHeaders {
+            algorithm: input.sse_customer_algorithm.as_deref(),
+            key: input.sse_customer_key.as_deref(),
+            key_md5: input.sse_customer_key_md5.as_deref(),
+        },
+        secure,
+    )?;
     if input.content_length.unwrap_or(0) as u64 > s.limits.max_object_size {
         return Err(s3_error!(
             EntityTooLarge,
@@ -168,6 +200,7 @@ pub async fn upload_part(s: &Strata, req: S3Request<UploadPartInput>) -> S3Resul
         req.trailing_headers.as_ref(),
         input.content_length,
         0,
+        part_key.as_ref(),
     )
     .await?;
     let (blob, ingested) = into_blob(s, ingested).await?;
@@ -308,6 +341,7 @@ pub async fn complete(
         delete_marker: false,
         acl: up.acl.clone(),
         tags: up.tags.clone(),
+        encryption: up.encryption.clone(),
         size: blobs.iter().map(|b| b.size).sum(),
         etag: object_etag,
         last_modified_ms: now_ms(),
@@ -348,7 +382,10 @@ pub async fn complete(
         s.retire(&input.bucket, &input.key, old);
     }
     let c = checksum::to_dto(&rec.checksums);
+    let sse = report(rec.encryption.as_ref());
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.kms_key_id,
         version_id: super::reported_version(&bucket, &rec),
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),

@@ -7,9 +7,11 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum::{self, Claimed};
 use super::conditional::{self, Conditions, Kind};
+use super::encryption::{connection_is_secure, report, CustomerKeyHeaders, SseRequest};
 use super::errors::{ingest_error, store_error};
 use super::{caller, caller_or_anonymous, check_key, etag, object_headers, reported_version, Strata};
 use crate::store::blob::{Ingested, IngestedBody};
+use crate::store::crypto::Key256;
 use crate::store::meta::Rejected;
 use crate::store::records::{BlobRef, BucketRecord, Checksums, ObjectData, ObjectRecord, VersioningMode, NULL_VERSION};
 use crate::util::{ms_to_timestamp, now_ms};
@@ -28,6 +30,7 @@ pub(super) async fn publish_body(s: &Strata, ingested: &Ingested) -> S3Result<Ob
                 size: ingested.size,
                 md5: ingested.md5.to_vec(),
                 crc64: Some(ingested.crc64),
+                sealed: ingested.sealed,
             }])
         }
     })
@@ -87,18 +90,19 @@ pub(super) async fn ingest_verified(
     trailers: Option<&s3s::TrailingHeaders>,
     content_length: Option<i64>,
     inline_max: usize,
+    seal: Option<&Key256>,
 ) -> S3Result<Ingested> {
     let hasher = claimed.hasher(headers)?;
     let ingested = match body {
         Some(body) => {
             s.store
                 .blobs
-                .ingest(body, hasher, inline_max, s.limits.max_object_size)
+                .ingest(body, hasher, inline_max, s.limits.max_object_size, seal)
                 .await
         }
         None => {
             let empty = futures::stream::empty::<Result<Bytes, std::io::Error>>();
-            s.store.blobs.ingest(empty, hasher, inline_max, 0).await
+            s.store.blobs.ingest(empty, hasher, inline_max, 0, seal).await
         }
     }
     .map_err(ingest_error)?;
@@ -130,6 +134,19 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
     check_key(&input.key)?;
     let tags = super::tagging::from_header(input.tagging.as_deref())?;
     let acl = super::acl::object_acl_from_request(s, &bucket, &owner, input.acl.as_ref(), &req.headers)?;
+    let encryption = s.encryption_for_write(
+        &bucket,
+        &SseRequest {
+            server_side_encryption: input.server_side_encryption.as_ref(),
+            kms_key_id: input.ssekms_key_id.as_deref(),
+            customer: CustomerKeyHeaders {
+                algorithm: input.sse_customer_algorithm.as_deref(),
+                key: input.sse_customer_key.as_deref(),
+                key_md5: input.sse_customer_key_md5.as_deref(),
+            },
+        },
+        connection_is_secure(&req.extensions),
+    )?;
     let user_metadata = s.user_metadata(input.metadata)?;
     if input.content_length.unwrap_or(0) as u64 > s.limits.max_object_size {
         return Err(s3_error!(
@@ -166,6 +183,7 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
         req.trailing_headers.as_ref(),
         input.content_length,
         s.limits.inline_max_bytes,
+        encryption.as_ref().map(|(_, k)| k),
     )
     .await?;
     let data = match publish_body(s, &ingested).await {
@@ -189,6 +207,7 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
         delete_marker: false,
         acl,
         tags,
+        encryption: encryption.map(|(e, _)| e),
         size: ingested.size,
         etag: hex::encode(ingested.md5),
         last_modified_ms: now_ms(),
@@ -221,9 +240,14 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
             headers.insert("x-amz-version-id", v);
         }
     }
+    let sse = report(rec.encryption.as_ref());
     let mut resp = S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&rec.etag)),
         version_id: reported_version(&bucket, &rec),
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.kms_key_id,
+        sse_customer_algorithm: sse.customer_algorithm,
+        sse_customer_key_md5: sse.customer_key_md5,
         checksum_crc32: c.checksum_crc32,
         checksum_crc32c: c.checksum_crc32c,
         checksum_crc64nvme: c.checksum_crc64nvme,
@@ -307,14 +331,19 @@ pub(super) fn select(rec: &ObjectRecord, part_number: Option<i32>, range: Option
     }
 }
 
-/// The bytes `[start, end)` of an object as a response body.
-pub(super) fn body(s: &Strata, rec: &ObjectRecord, start: u64, end: u64) -> StreamingBlob {
-    match &rec.data {
-        ObjectData::Inline(bytes) => {
+/// The bytes `[start, end)` of an object as a response body; `key` is its data key when it
+/// is encrypted (see `encryption.rs`).
+pub(super) fn body(s: &Strata, rec: &ObjectRecord, key: Option<&Key256>, start: u64, end: u64) -> StreamingBlob {
+    match (&rec.data, key) {
+        (ObjectData::Inline(bytes), _) => {
             let slice = Bytes::copy_from_slice(bytes.get(start as usize..end as usize).unwrap_or_default());
             StreamingBlob::wrap(futures::stream::iter([Ok::<_, std::io::Error>(slice)]))
         }
-        ObjectData::Blobs(blobs) => StreamingBlob::wrap(s.store.blobs.read_range(blobs.clone(), start, end)),
+        // Only empty blobs of an encrypted object are unsealed, and the reader skips them.
+        (ObjectData::Blobs(blobs), Some(k)) => {
+            StreamingBlob::wrap(s.store.blobs.read_range_sealed(blobs.clone(), k.clone(), start, end))
+        }
+        (ObjectData::Blobs(blobs), _) => StreamingBlob::wrap(s.store.blobs.read_range(blobs.clone(), start, end)),
     }
 }
 
@@ -346,9 +375,20 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
     if let Some(raw) = transform_params(&req.uri)? {
         return super::derived::get(s, req, raw).await;
     }
+    let secure = connection_is_secure(&req.extensions);
     let input = req.input;
     let rec = s.object_at(&input.bucket, &input.key, input.version_id.as_deref())?;
     let bucket = s.bucket(&input.bucket)?;
+    let data_key = s.data_key_for_read(
+        rec.encryption.as_ref(),
+        CustomerKeyHeaders {
+            algorithm: input.sse_customer_algorithm.as_deref(),
+            key: input.sse_customer_key.as_deref(),
+            key_md5: input.sse_customer_key_md5.as_deref(),
+        },
+        secure,
+    )?;
+    let sse = report(rec.encryption.as_ref());
     conditional::check(
         &Conditions {
             if_match: input.if_match.as_ref(),
@@ -369,7 +409,7 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
     let c = checksums_if(want_checksums, &rec.checksums);
     let h = &rec.headers;
     let output = GetObjectOutput {
-        body: Some(body(s, &rec, sel.start, sel.end)),
+        body: Some(body(s, &rec, data_key.as_ref(), sel.start, sel.end)),
         content_length: Some((sel.end - sel.start) as i64),
         content_range: sel.content_range,
         parts_count: sel.parts_count,
@@ -387,6 +427,10 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
         website_redirect_location: h.website_redirect_location.clone(),
         metadata: metadata(&rec),
         version_id: reported_version(&bucket, &rec),
+        server_side_encryption: sse.server_side_encryption.clone(),
+        ssekms_key_id: sse.kms_key_id.clone(),
+        sse_customer_algorithm: sse.customer_algorithm.clone(),
+        sse_customer_key_md5: sse.customer_key_md5.clone(),
         tag_count: (!rec.tags.is_empty()).then_some(rec.tags.len() as i32),
         checksum_crc32: c.checksum_crc32,
         checksum_crc32c: c.checksum_crc32c,
@@ -403,9 +447,21 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Res
     if let Some(raw) = transform_params(&req.uri)? {
         return super::derived::head(s, req, raw).await;
     }
+    let secure = connection_is_secure(&req.extensions);
     let input = req.input;
     let rec = s.object_at(&input.bucket, &input.key, input.version_id.as_deref())?;
     let bucket = s.bucket(&input.bucket)?;
+    // Checks SSE-C headers as GET does (HEAD of an SSE-C object needs the key too).
+    s.data_key_for_read(
+        rec.encryption.as_ref(),
+        CustomerKeyHeaders {
+            algorithm: input.sse_customer_algorithm.as_deref(),
+            key: input.sse_customer_key.as_deref(),
+            key_md5: input.sse_customer_key_md5.as_deref(),
+        },
+        secure,
+    )?;
+    let sse = report(rec.encryption.as_ref());
     conditional::check(
         &Conditions {
             if_match: input.if_match.as_ref(),
@@ -445,6 +501,10 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Res
         website_redirect_location: h.website_redirect_location.clone(),
         metadata: metadata(&rec),
         version_id: reported_version(&bucket, &rec),
+        server_side_encryption: sse.server_side_encryption.clone(),
+        ssekms_key_id: sse.kms_key_id.clone(),
+        sse_customer_algorithm: sse.customer_algorithm.clone(),
+        sse_customer_key_md5: sse.customer_key_md5.clone(),
         checksum_crc32: c.checksum_crc32,
         checksum_crc32c: c.checksum_crc32c,
         checksum_crc64nvme: c.checksum_crc64nvme,
@@ -507,6 +567,7 @@ fn delete_one(
                 delete_marker: true,
                 acl: None,
                 tags: Vec::new(),
+                encryption: None,
                 size: 0,
                 etag: String::new(),
                 last_modified_ms: now_ms(),

@@ -16,6 +16,7 @@ use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
 
+use super::crypto::{segments, BlobCipher, Key256, SegmentSealer, SEGMENT, TAG};
 use super::records::BlobRef;
 use super::StoreError;
 
@@ -43,6 +44,8 @@ pub struct Ingested {
     pub crc64: u64,
     pub checksums: s3s::dto::Checksum,
     pub body: IngestedBody,
+    /// The blob was encrypted (see [`BlobRef::sealed`]).
+    pub sealed: bool,
 }
 
 pub enum IngestedBody {
@@ -108,13 +111,17 @@ impl BlobStore {
         &self.blobs
     }
 
-    /// Streams `body` to disk (or memory, when it ends within `inline_max` bytes).
+    /// Streams `body` to disk (or memory, when it ends within `inline_max` bytes). With
+    /// `seal`, the blob is encrypted under that data key (`store::crypto`) and never inlined
+    /// (except an empty body, which has nothing to hide); hashes cover the plaintext, the
+    /// CRC-64 the bytes on disk.
     pub async fn ingest<S, E>(
         &self,
         mut body: S,
         mut hasher: ChecksumHasher,
         inline_max: usize,
         max_size: u64,
+        seal: Option<&Key256>,
     ) -> Result<Ingested, IngestError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -126,6 +133,7 @@ impl BlobStore {
         let mut size: u64 = 0;
 
         let idle = self.body_idle_timeout;
+        let inline_max = if seal.is_some() { 0 } else { inline_max };
         // Phase 1: buffer up to `inline_max` bytes; most small objects end here.
         let mut overflow: Option<Bytes> = None;
         while let Some(chunk) = next_chunk(&mut body, idle).await? {
@@ -151,6 +159,7 @@ impl BlobStore {
                 crc64: crc.finalize(),
                 checksums: hasher.finalize(),
                 body: IngestedBody::Inline(head.freeze()),
+                sealed: false,
             });
         };
 
@@ -158,14 +167,32 @@ impl BlobStore {
         let id = Self::new_id();
         let path = self.tmp_path(&id);
         let file = File::create(&path).map_err(StoreError::from)?;
+        let mut sealer = seal.map(|k| SegmentSealer::new(BlobCipher::new(k, &id)));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
         let writer = tokio::task::spawn_blocking(move || -> io::Result<(Md5, crc_fast::Digest, ChecksumHasher)> {
             let mut out = io::BufWriter::with_capacity(CHUNK, file);
+            let mut sealed = Vec::new();
             while let Some(chunk) = rx.blocking_recv() {
                 md5.update(&chunk);
-                crc.update(&chunk);
                 hasher.update(&chunk);
-                out.write_all(&chunk)?;
+                match sealer.as_mut() {
+                    Some(s) => {
+                        sealed.clear();
+                        s.update(&chunk, &mut sealed).map_err(io::Error::other)?;
+                        crc.update(&sealed);
+                        out.write_all(&sealed)?;
+                    }
+                    None => {
+                        crc.update(&chunk);
+                        out.write_all(&chunk)?;
+                    }
+                }
+            }
+            if let Some(s) = sealer {
+                sealed.clear();
+                s.finish(&mut sealed).map_err(io::Error::other)?;
+                crc.update(&sealed);
+                out.write_all(&sealed)?;
             }
             let file = out.into_inner().map_err(|e| e.into_error())?;
             super::faults::crash_point("blob-written");
@@ -210,6 +237,7 @@ impl BlobStore {
                 crc64: crc.finalize(),
                 checksums: hasher.finalize(),
                 body: IngestedBody::Pending(id.clone()),
+                sealed: seal.is_some(),
             }),
         };
         if outcome.is_err() {
@@ -352,6 +380,93 @@ impl BlobStore {
                 return Ok(Some((chunk, (store, st))));
             }
         })
+    }
+}
+
+impl BlobStore {
+    /// Streams plaintext bytes `[start, end)` of the concatenation of encrypted `blobs`,
+    /// decrypting only the segments the range overlaps. A segment that fails authentication
+    /// ends the stream with an error, so the response is aborted rather than completed.
+    pub fn read_range_sealed(
+        &self,
+        blobs: Vec<BlobRef>,
+        data_key: Key256,
+        start: u64,
+        end: u64,
+    ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + Sync + 'static {
+        /// Segments decrypted per read (256 KiB of plaintext).
+        const BATCH: u64 = 4;
+        let store = self.clone();
+        let state = (0usize, 0u64, start); // (blob index, blob's first byte in the object, position)
+        futures::stream::try_unfold(
+            (store, blobs, data_key, state),
+            move |(store, blobs, key, st)| async move {
+                let (mut index, mut blob_start, pos) = st;
+                loop {
+                    if pos >= end || index >= blobs.len() {
+                        return Ok(None);
+                    }
+                    let blob = blobs[index].clone();
+                    let blob_end = blob_start + blob.size;
+                    if pos >= blob_end {
+                        index += 1;
+                        blob_start = blob_end;
+                        continue;
+                    }
+                    let offset = pos - blob_start;
+                    let first_seg = offset / SEGMENT as u64;
+                    let total_segs = segments(blob.size);
+                    let last_seg = (first_seg + BATCH).min(total_segs) - 1;
+                    let path = store.path(&blob.id);
+                    let k = key.clone();
+                    let plain = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
+                    let file = File::open(path)?;
+                    let cipher = BlobCipher::new(&k, &blob.id);
+                    let seg_disk = (SEGMENT + TAG) as u64;
+                    let from = first_seg * seg_disk;
+                    let to = ((last_seg + 1) * seg_disk).min(blob.stored_size());
+                    let mut buf = vec![0u8; (to - from) as usize];
+                    let mut filled = 0;
+                    while filled < buf.len() {
+                        let n = file.read_at(&mut buf[filled..], from + filled as u64)?;
+                        if n == 0 {
+                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than recorded"));
+                        }
+                        filled += n;
+                    }
+                    let mut plain = Vec::with_capacity(buf.len());
+                    for (i, seg) in buf.chunks_mut(SEGMENT + TAG).enumerate() {
+                        let n = first_seg + i as u64;
+                        let len = cipher.open_segment(n, n + 1 == total_segs, seg).map_err(|_| {
+                            tracing::error!(blob = %blob.id, segment = n, "encrypted blob failed authentication: refusing to serve it");
+                            io::Error::new(io::ErrorKind::InvalidData, "stored data failed authentication")
+                        })?;
+                        plain.extend_from_slice(&seg[..len]);
+                    }
+                    Ok(plain)
+                })
+                .await
+                .map_err(io::Error::other)??;
+                    let batch_start = blob_start + first_seg * SEGMENT as u64;
+                    let from = (pos - batch_start) as usize;
+                    let until = ((end.min(blob_end) - batch_start) as usize).min(plain.len());
+                    let plain = Bytes::from(plain);
+                    let chunk = if from < until {
+                        plain.slice(from..until)
+                    } else {
+                        Bytes::new()
+                    };
+                    let next = batch_start + until as u64;
+                    if chunk.is_empty() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "blob is shorter than recorded",
+                        ));
+                    }
+                    return Ok(Some((chunk, (store, blobs, key, (index, blob_start, next)))));
+                }
+            },
+        )
     }
 }
 

@@ -13,12 +13,12 @@ pub struct FsckReport {
 
 fn check_blob(store: &Store, what: &str, blob: &super::records::BlobRef, problems: &mut Vec<String>) {
     match std::fs::metadata(store.blobs.path(&blob.id)) {
-        Ok(m) if m.len() == blob.size => {}
+        Ok(m) if m.len() == blob.stored_size() => {}
         Ok(m) => problems.push(format!(
             "{what}: blob {} has {} bytes, expected {}",
             blob.id,
             m.len(),
-            blob.size
+            blob.stored_size()
         )),
         Err(e) => problems.push(format!("{what}: blob {} unreadable: {e}", blob.id)),
     }

@@ -35,6 +35,8 @@ pub struct MetaStore {
     pub(super) uploads: sled::Tree,
     pub(super) parts: sled::Tree,
     keys: sled::Tree,
+    /// SSE-KMS key name → sealed key (see [`super::keyring`]).
+    kms: sled::Tree,
     commit: Option<Arc<GroupCommit>>,
 }
 
@@ -101,6 +103,7 @@ impl MetaStore {
             uploads: db.open_tree("uploads")?,
             parts: db.open_tree("parts")?,
             keys: db.open_tree("keys")?,
+            kms: db.open_tree("kms")?,
             db,
             commit: None,
         })
@@ -306,6 +309,48 @@ impl MetaStore {
 
     pub fn all_parts(&self) -> impl Iterator<Item = Result<PartRecord, StoreError>> + '_ {
         self.parts.iter().map(|item| decode(&item?.1))
+    }
+
+    // ---- SSE-KMS keys and encrypted records ----
+
+    /// Inserts a KMS key unless one with that name exists (returns false then).
+    pub fn insert_kms_key(&self, name: &str, value: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .kms
+            .compare_and_swap(name, None as Option<&[u8]>, Some(value))?
+            .is_ok())
+    }
+
+    pub fn put_kms_key(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.kms.insert(name, value)?;
+        Ok(())
+    }
+
+    pub fn kms_key(&self, name: &str) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.kms.get(name)?)
+    }
+
+    pub fn kms_key_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.kms_keys_raw()?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    pub fn kms_keys_raw(&self) -> Result<Vec<(String, sled::IVec)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.kms.iter() {
+            let (k, v) = item?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), v));
+        }
+        Ok(out)
+    }
+
+    /// The trees whose records may carry an object's sealed data key.
+    pub fn encrypted_record_trees(&self) -> [&sled::Tree; 3] {
+        [&self.objects, &self.versions, &self.uploads]
+    }
+
+    /// Records in those trees (for progress reporting).
+    pub fn record_count(&self) -> u64 {
+        self.encrypted_record_trees().iter().map(|t| t.len() as u64).sum()
     }
 
     // ---- access keys ----

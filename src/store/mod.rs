@@ -9,8 +9,10 @@
 
 pub mod blob;
 pub mod commit;
+pub mod crypto;
 pub mod faults;
 pub mod fsck;
+pub mod keyring;
 pub mod meta;
 pub mod records;
 pub mod scrub;

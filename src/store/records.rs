@@ -50,6 +50,8 @@ pub struct BucketRecord {
     pub cors: Option<Vec<CorsRule>>,
     #[serde(default)]
     pub tags: Option<Vec<Tag>>,
+    #[serde(default)]
+    pub encryption: Option<DefaultEncryption>,
 }
 
 impl BucketRecord {
@@ -64,6 +66,7 @@ impl BucketRecord {
             public_access_block: None,
             cors: None,
             tags: None,
+            encryption: None,
         }
     }
 
@@ -160,6 +163,56 @@ pub struct BlobRef {
     pub md5: Vec<u8>,
     #[serde(default)]
     pub crc64: Option<u64>,
+    /// Encrypted in segments (`store::crypto`): the file holds more bytes than `size`, and
+    /// `crc64` covers the file's (encrypted) bytes.
+    #[serde(default)]
+    pub sealed: bool,
+}
+
+impl BlobRef {
+    /// Bytes of the file on disk.
+    pub fn stored_size(&self) -> u64 {
+        if self.sealed {
+            super::crypto::sealed_len(self.size)
+        } else {
+            self.size
+        }
+    }
+}
+
+/// How an object's bytes are encrypted at rest: which key wraps its data key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum SseKind {
+    /// SSE-S3: the server's master key.
+    S3,
+    /// SSE-KMS: a named key of the local keyring.
+    Kms { key_id: String },
+    /// SSE-C: the customer's key, of which only a salted SHA-256 is kept.
+    Customer {
+        key_md5: String,
+        #[serde(with = "serde_bytes")]
+        salt: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        key_hash: Vec<u8>,
+    },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ObjectEncryption {
+    pub kind: SseKind,
+    /// The object's data key, sealed by the key `kind` names.
+    #[serde(with = "serde_bytes")]
+    pub wrapped_key: Vec<u8>,
+    /// For SSE-S3: which master key sealed it (rotation re-seals these).
+    #[serde(default)]
+    pub master_id: Option<String>,
+}
+
+/// A bucket's default encryption (PutBucketEncryption).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum DefaultEncryption {
+    S3,
+    Kms { key_id: Option<String> },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -190,6 +243,9 @@ pub struct ObjectRecord {
     pub acl: Option<Acl>,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// `None`: stored in the clear.
+    #[serde(default)]
+    pub encryption: Option<ObjectEncryption>,
     pub size: u64,
     /// ETag without quotes: hex MD5, or `md5-of-md5s-N` for multipart objects.
     pub etag: String,
@@ -249,11 +305,13 @@ pub struct UploadRecord {
     pub user_metadata: BTreeMap<String, String>,
     pub checksum_algorithm: Option<String>,
     pub checksum_type: Option<String>,
-    /// The ACL and tags the completed object gets (given at CreateMultipartUpload).
+    /// The ACL, tags and encryption the completed object gets (given at CreateMultipartUpload).
     #[serde(default)]
     pub acl: Option<Acl>,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub encryption: Option<ObjectEncryption>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -262,6 +320,15 @@ pub struct PartRecord {
     pub etag: String,
     pub last_modified_ms: i64,
     pub checksums: Checksums,
+}
+
+/// A named key of the local keyring (SSE-KMS), sealed by a master key.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct KmsKeyRecord {
+    pub master_id: String,
+    #[serde(with = "serde_bytes")]
+    pub wrapped: Vec<u8>,
+    pub created_ms: i64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -33,8 +33,12 @@ fn blob_ok(store: &Store, blob: &BlobRef) -> Result<(), String> {
         check.update(&buf[..n]);
         total += n as u64;
     }
-    if total != blob.size {
-        return Err(format!("blob {} has {total} bytes, expected {}", blob.id, blob.size));
+    if total != blob.stored_size() {
+        return Err(format!(
+            "blob {} has {total} bytes, expected {}",
+            blob.id,
+            blob.stored_size()
+        ));
     }
     if !check.matches(blob) {
         return Err(format!("blob {} does not match its checksum", blob.id));
