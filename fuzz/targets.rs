@@ -1031,6 +1031,7 @@ fn key_record(key: &str, n: usize) -> strata::store::records::ObjectRecord {
         delete_marker: false,
         acl: None,
         tags: Vec::new(),
+        encryption: None,
         size: key.len() as u64,
         etag: format!("{:032x}", hash_of(key)),
         last_modified_ms: 0,

@@ -256,7 +256,7 @@ impl Keyring {
             for item in tree.iter() {
                 let (k, v) = item.map_err(StoreError::from)?;
                 done += 1;
-                if done % 256 == 0 {
+                if done.is_multiple_of(256) {
                     progress(done, total);
                 }
                 let changed = if tree.name() == b"uploads" {
