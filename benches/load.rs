@@ -243,6 +243,10 @@ enum Kind {
     S3sFs,
     #[serde(rename = "baseline")]
     Baseline,
+    /// A second Strata server whose bucket encrypts everything (SSE-S3 default encryption):
+    /// the 64 MiB phases compare it with plain Strata in the same run.
+    #[serde(rename = "strata-sse")]
+    StrataSse,
 }
 
 impl Kind {
@@ -251,6 +255,7 @@ impl Kind {
             Kind::Strata => "strata",
             Kind::S3sFs => "s3s-fs",
             Kind::Baseline => "baseline",
+            Kind::StrataSse => "strata-sse",
         }
     }
 }
@@ -1088,16 +1093,37 @@ impl Bench {
         }
     }
 
-    /// Bucket + the objects the GET phases read, on both S3 servers; verifies one of each.
+    /// Bucket + the objects the GET phases read, on every S3 server; verifies one of each.
     async fn populate(&mut self) -> Result<()> {
         let want_small = self.opts.phases.contains(&Phase::Get4k);
         let want_large = self.opts.phases.contains(&Phase::Get64);
-        for kind in [Kind::Strata, Kind::S3sFs] {
+        let mut kinds = vec![Kind::Strata, Kind::S3sFs];
+        if self.servers.iter().any(|s| s.target.kind == Kind::StrataSse) {
+            kinds.push(Kind::StrataSse);
+        }
+        for kind in kinds {
             let t = self.server(kind)?.target.clone();
             let c = self.client.clone();
             c.call(http::Method::PUT, &t, &format!("/{BUCKET}"), empty(), None)
                 .await
                 .with_context(|| format!("CreateBucket on {}", kind.name()))?;
+            if kind == Kind::StrataSse {
+                let xml = Bytes::from_static(
+                    b"<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault>\
+                      <SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>\
+                      </ServerSideEncryptionConfiguration>",
+                );
+                let len = xml.len() as u64;
+                c.call(
+                    http::Method::PUT,
+                    &t,
+                    &format!("/{BUCKET}?encryption"),
+                    Full::new(xml).boxed(),
+                    Some(len),
+                )
+                .await
+                .context("PutBucketEncryption on strata-sse")?;
+            }
             let t0 = Instant::now();
             let small_n = if want_small { SMALL_POPULATION } else { 1 };
             let (c2, t2, small) = (c.clone(), t.clone(), self.small.clone());
@@ -1511,6 +1537,34 @@ fn report(opts: &Opts, samples: &[Sample], big: Option<&BigResult>, notes: &[Str
         &rows,
     );
 
+    // Encryption at rest: the same 64 MiB phases against a bucket with SSE-S3 default encryption.
+    let sse_rows: Vec<Vec<String>> = [Phase::Put64, Phase::Get64]
+        .into_iter()
+        .filter(|p| opts.phases.contains(p))
+        .map(|p| {
+            let plain = sum.stat(p, Kind::Strata, |s| s.mib_per_s);
+            let sse = sum.stat(p, Kind::StrataSse, |s| s.mib_per_s);
+            vec![
+                p.label(opts),
+                fmt_mmm(plain, sum.runs),
+                fmt_mmm(sse, sum.runs),
+                fmt_ratio(ratio(sse, plain)),
+                "≥ 0.80×".into(),
+            ]
+        })
+        .collect();
+    if !sse_rows.is_empty() {
+        println!();
+        println!("Encryption at rest (SSE-S3, AES-256-GCM segments), MiB/s:");
+        print_table(&["metric", "strata plain", "strata SSE-S3", "SSE / plain", "target"], &sse_rows);
+        for p in [Phase::Put64, Phase::Get64].into_iter().filter(|p| opts.phases.contains(p)) {
+            json_metrics.push(serde_json::json!({
+                "metric": format!("{} SSE-S3 / plain", p.label(opts)),
+                "ratio": ratio(sum.stat(p, Kind::StrataSse, |s| s.mib_per_s), sum.stat(p, Kind::Strata, |s| s.mib_per_s)),
+            }));
+        }
+    }
+
     // Per-run detail.
     println!();
     println!("Per run (server CPU / load-generator CPU / other CPU on the box, % of one core):");
@@ -1661,6 +1715,15 @@ async fn run_bench(opts: Opts, mut notes: Vec<String>, server_core: Option<u32>)
     servers.push(ServerProc::spawn(Kind::S3sFs, cmd, root.join("s3s-fs.log"), true)?);
     let need_baseline = opts.phases.iter().any(|p| p.large());
     if need_baseline {
+        let sse_data = root.join("strata-sse-data");
+        std::fs::create_dir_all(&sse_data)?;
+        let mut cmd = command(&strata_bin, server_core);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&sse_data)
+            .env("STRATA_ROOT_ACCESS_KEY", ACCESS_KEY)
+            .env("STRATA_ROOT_SECRET_KEY", SECRET_KEY)
+            .env_remove(ROLE_ENV);
+        servers.push(ServerProc::spawn(Kind::StrataSse, cmd, root.join("strata-sse.log"), false)?);
         let mut cmd = command(&me, server_core);
         cmd.env(ROLE_ENV, "baseline");
         servers.push(ServerProc::spawn(Kind::Baseline, cmd, root.join("baseline.log"), true)?);
@@ -1703,6 +1766,7 @@ async fn run_bench(opts: Opts, mut notes: Vec<String>, server_core: Option<u32>)
                 kinds.reverse();
             }
             if phase.large() {
+                kinds.push(Kind::StrataSse);
                 kinds.push(Kind::Baseline);
             }
             for kind in kinds {
