@@ -123,7 +123,10 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let same_version = source(&input.copy_source)?.2.is_none();
+    // Copying an object onto itself with new encryption is how S3 clients encrypt in place.
+    let changes_encryption = input.server_side_encryption.is_some() || input.sse_customer_key.is_some();
     if !replace
+        && !changes_encryption
         && same_version
         && src_bucket == input.bucket
         && src_key == input.key
@@ -323,7 +326,12 @@ pub async fn upload_part_copy(
     )
     .await?;
     let c = checksum::to_dto(&checksums);
+    let sse = report(upload.encryption.as_ref());
     Ok(S3Response::new(UploadPartCopyOutput {
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.kms_key_id,
+        sse_customer_algorithm: sse.customer_algorithm,
+        sse_customer_key_md5: sse.customer_key_md5,
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&part_etag)),
             last_modified: Some(ms_to_timestamp(now)),

@@ -219,8 +219,13 @@ pub async fn upload_part(s: &Strata, req: S3Request<UploadPartInput>) -> S3Resul
     )
     .await?;
     let c = checksum::to_dto(&checksums);
+    let sse = report(up.encryption.as_ref());
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(etag(&part_etag)),
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.kms_key_id,
+        sse_customer_algorithm: sse.customer_algorithm,
+        sse_customer_key_md5: sse.customer_key_md5,
         checksum_crc32: c.checksum_crc32,
         checksum_crc32c: c.checksum_crc32c,
         checksum_crc64nvme: c.checksum_crc64nvme,

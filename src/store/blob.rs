@@ -416,7 +416,12 @@ impl BlobStore {
                     let offset = pos - blob_start;
                     let first_seg = offset / SEGMENT as u64;
                     let total_segs = segments(blob.size);
-                    let last_seg = (first_seg + BATCH).min(total_segs) - 1;
+                    // Never past the range's last segment: an intact range is served even when a
+                    // later segment is damaged.
+                    let range_segs = (end.min(blob_end) - blob_start)
+                        .div_ceil(SEGMENT as u64)
+                        .max(first_seg + 1);
+                    let last_seg = (first_seg + BATCH).min(total_segs).min(range_segs) - 1;
                     let path = store.path(&blob.id);
                     let k = key.clone();
                     let plain = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {

@@ -156,6 +156,14 @@ impl Keyring {
             let loaded = self.read_file()?;
             *self.masters.write().unwrap_or_else(|p| p.into_inner()) = loaded;
         } else {
+            // A missing key file with encrypted data already stored means the file was lost
+            // or the config points elsewhere: a new key would make those objects unreadable
+            // for good and orphan what is written next. Refuse instead.
+            if self.anything_sealed_by_a_master()? {
+                return Err(self.file_err(
+                    "the master key file is missing, but encrypted objects or KMS keys exist: restore the file (or fix encryption.master_key_file)",
+                ));
+            }
             let id = Self::new_master_id();
             let mut keys = MasterKeys::default();
             keys.keys.insert(id.clone(), Key256::random()?);
@@ -307,6 +315,26 @@ impl Keyring {
         self.write_file(&masters)?;
         *self.masters.write().unwrap_or_else(|p| p.into_inner()) = masters;
         Ok(resealed)
+    }
+
+    fn anything_sealed_by_a_master(&self) -> Result<bool, KeyringError> {
+        if !self.meta.kms_keys_raw()?.is_empty() {
+            return Ok(true);
+        }
+        for tree in self.meta.encrypted_record_trees() {
+            for item in tree.iter() {
+                let (_, v) = item.map_err(StoreError::from)?;
+                let enc = if tree.name() == b"uploads" {
+                    decode::<UploadRecord>(&v)?.encryption
+                } else {
+                    decode::<ObjectRecord>(&v)?.encryption
+                };
+                if enc.is_some_and(|e| e.kind == SseKind::S3) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     fn still_sealed_by_old(&self, new_id: &str) -> Result<bool, KeyringError> {

@@ -16,6 +16,7 @@ mod copy;
 mod cors_post_tagging;
 mod crash_points;
 mod diskfull;
+mod encryption;
 mod errors;
 mod kill_cycles;
 mod list;
