@@ -31,6 +31,23 @@ enum Command {
     /// Read every stored byte offline and verify it against its recorded checksum; lists
     /// corrupt objects by bucket/key/version and exits non-zero if there are any.
     Scrub(DataArgs),
+    /// Write a self-signed certificate and key for local HTTPS (`serve --tls-cert CERT
+    /// --tls-key KEY`); clients trust it with e.g. `aws --ca-bundle CERT`.
+    DevCert(DevCertArgs),
+}
+
+#[derive(Args)]
+struct DevCertArgs {
+    /// Where to write the certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// Where to write the private key (PEM, mode 0600).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// A name the certificate is valid for: an IP address (IP SAN) or a DNS name. Repeat for
+    /// more.
+    #[arg(long = "host", value_name = "NAME", default_values = ["127.0.0.1", "localhost"])]
+    hosts: Vec<String>,
 }
 
 #[derive(Args)]
@@ -50,6 +67,13 @@ struct ServeArgs {
     /// Base domain for virtual-hosted-style requests (bucket.DOMAIN). Path style always works.
     #[arg(long, env = "STRATA_DOMAIN")]
     domain: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. Both files
+    /// are re-read on SIGHUP.
+    #[arg(long, env = "STRATA_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "STRATA_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -123,6 +147,7 @@ fn main() -> std::process::ExitCode {
         Command::Key(cmd) => key(cmd),
         Command::Fsck(args) => fsck(args),
         Command::Scrub(args) => scrub(args),
+        Command::DevCert(args) => dev_cert(args),
     };
     match result {
         Ok(code) => code,
@@ -161,6 +186,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             data_dir: args.data,
             region: args.region,
             domain: args.domain,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
         },
     )?;
     init_logging(&cfg.log_format);
@@ -208,6 +235,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
 
 fn announce(cfg: &Config, root: &RootKey, source: &RootSource) {
     let creds_file = cfg.data_dir.join("root-credentials.toml");
+    let scheme = if cfg.tls.files().is_some() { "https" } else { "http" };
     match source {
         RootSource::Generated => {
             println!(
@@ -217,7 +245,7 @@ fn announce(cfg: &Config, root: &RootKey, source: &RootSource) {
             println!("AccessKeyId: {}", root.access_key);
             println!("SecretAccessKey: {}", root.secret_key);
             println!(
-                "Use them with: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url http://{} s3 ls",
+                "Use them with: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url {scheme}://{} s3 ls",
                 root.access_key, cfg.listen
             );
         }
@@ -228,6 +256,27 @@ fn announce(cfg: &Config, root: &RootKey, source: &RootSource) {
         ),
         RootSource::Configured => println!("Root access key {} (from config/env)", root.access_key),
     }
+}
+
+fn dev_cert(args: DevCertArgs) -> anyhow::Result<std::process::ExitCode> {
+    strata::tls::write_dev_cert(&args.cert, &args.key, &args.hosts)?;
+    println!(
+        "Wrote a self-signed certificate for {} to {} (valid {} days) and its key to {}",
+        args.hosts.join(", "),
+        args.cert.display(),
+        strata::tls::DEV_CERT_DAYS,
+        args.key.display()
+    );
+    println!(
+        "Serve with: strata serve --tls-cert {} --tls-key {}",
+        args.cert.display(),
+        args.key.display()
+    );
+    println!(
+        "Clients trust it with e.g.: aws --ca-bundle {} --endpoint-url https://…",
+        args.cert.display()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn root_for_client(cfg: &Config) -> anyhow::Result<RootKey> {
