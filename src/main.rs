@@ -95,6 +95,10 @@ struct KeyTarget {
     /// file, or the data dir). Used automatically when the data dir is locked by a server.
     #[arg(long, env = "STRATA_ENDPOINT")]
     endpoint: Option<String>,
+    /// PEM certificate(s) to trust for an https endpoint (default, when the config sets a TLS
+    /// certificate: that certificate).
+    #[arg(long, env = "STRATA_CA_BUNDLE", value_name = "FILE")]
+    ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -305,7 +309,8 @@ fn key(cmd: KeyCommand) -> anyhow::Result<std::process::ExitCode> {
             // sled holds an exclusive lock: a server owns this data dir, so ask it.
             Err(e) => {
                 tracing::debug!(error = %e, "data dir busy; using the admin API");
-                Some(format!("http://{}", cfg.listen))
+                let scheme = if cfg.tls.files().is_some() { "https" } else { "http" };
+                Some(format!("{scheme}://{}", cfg.listen))
             }
         },
     };
@@ -313,6 +318,7 @@ fn key(cmd: KeyCommand) -> anyhow::Result<std::process::ExitCode> {
         endpoint: endpoint.unwrap_or_default(),
         root: root_for_client(&cfg)?,
         region: cfg.region.clone(),
+        ca_bundle: target.ca_bundle.or_else(|| cfg.tls.cert.clone()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(key_online(&client, op))
