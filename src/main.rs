@@ -195,6 +195,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         },
     )?;
     init_logging(&cfg.log_format);
+    // A bad certificate or key fails start-up before the data dir is touched.
+    if let Some((cert, key)) = cfg.tls.files() {
+        strata::tls::load_certified_key(cert, key, &strata::tls::provider())?;
+    }
     let (root, source) = keys::resolve_root(configured_root(&cfg), &cfg.data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -416,11 +416,11 @@ mod tests {
         let (_cert_b, key_b) = dev_cert(dir.path(), "b");
         let p = provider();
 
-        let err = format!("{:#}", load_certified_key(&cert_a, &key_b, &p).err().expect("mismatch"));
+        let err = format!("{:#}", load_certified_key(&cert_a, &key_b, &p).expect_err("mismatch"));
         assert!(err.contains("does not match") && err.contains("b.key"), "{err}");
 
         let missing = dir.path().join("missing.pem");
-        let err = format!("{:#}", load_certified_key(&missing, &key_a, &p).err().expect("missing"));
+        let err = format!("{:#}", load_certified_key(&missing, &key_a, &p).expect_err("missing"));
         assert!(err.contains("missing.pem"), "{err}");
 
         let garbage = dir.path().join("garbage.pem");
@@ -429,16 +429,16 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\n@@@@\n-----END CERTIFICATE-----\n",
         )
         .expect("write");
-        let err = format!("{:#}", load_certified_key(&garbage, &key_a, &p).err().expect("garbage"));
+        let err = format!("{:#}", load_certified_key(&garbage, &key_a, &p).expect_err("garbage"));
         assert!(err.contains("garbage.pem"), "{err}");
 
         std::fs::write(&garbage, "not pem at all\n").expect("write");
-        let err = format!("{:#}", load_certified_key(&cert_a, &garbage, &p).err().expect("no key"));
+        let err = format!("{:#}", load_certified_key(&cert_a, &garbage, &p).expect_err("no key"));
         assert!(
             err.contains("garbage.pem") && err.contains("no PEM private key"),
             "{err}"
         );
-        let err = format!("{:#}", load_certified_key(&garbage, &key_a, &p).err().expect("no cert"));
+        let err = format!("{:#}", load_certified_key(&garbage, &key_a, &p).expect_err("no cert"));
         assert!(
             err.contains("garbage.pem") && err.contains("no PEM CERTIFICATE"),
             "{err}"
