@@ -389,9 +389,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
     } else {
         Kind::Plain
     };
-    if let Some(tls) = &tls {
-        tls.reload_on_sighup()?;
-    }
+    crate::tls::Tls::reload_on_sighup(tls.clone())?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

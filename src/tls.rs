@@ -139,17 +139,23 @@ impl Tls {
         Ok(())
     }
 
-    /// Reloads the certificate and key on every SIGHUP, for as long as the runtime runs.
-    /// Registers the handler at once (SIGHUP's default action would end the process), so
-    /// call it before the server announces itself.
-    pub fn reload_on_sighup(self: &Arc<Self>) -> anyhow::Result<()> {
+    /// Re-reads the certificate and key on every SIGHUP (without TLS, SIGHUP is logged and
+    /// ignored, so `systemctl reload` never stops the server). Registers the handler at once
+    /// (SIGHUP's default action would end the process), so call it before the server
+    /// announces itself; the handler lives as long as the runtime.
+    pub fn reload_on_sighup(tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
+        #[cfg(not(unix))]
+        let _ = tls;
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
             let mut hangups = signal(SignalKind::hangup()).map_err(|e| anyhow::anyhow!("cannot handle SIGHUP: {e}"))?;
-            let tls = self.clone();
             tokio::spawn(async move {
                 while hangups.recv().await.is_some() {
+                    let Some(tls) = tls.clone() else {
+                        tracing::info!("SIGHUP: no TLS certificate configured; nothing to reload");
+                        continue;
+                    };
                     let job = tls.clone();
                     match tokio::task::spawn_blocking(move || job.reload()).await {
                         Ok(Ok(())) => tracing::info!(

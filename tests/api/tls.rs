@@ -2,7 +2,7 @@
 //! anchor, HTTP/2 by ALPN, certificate reload on SIGHUP (open connections keep working; a
 //! bad reload keeps the old certificate), start-up errors that name the file,
 //! `aws:SecureTransport` on the https and the plain listener, redirects to https, and the
-//! first-bytes bound for TLS connections.
+//! first-bytes bound for TLS connections; SIGHUP without TLS does not stop the server.
 
 use std::path::Path;
 use std::process::Command;
@@ -431,4 +431,13 @@ async fn silent_tls_clients_are_disconnected() {
     // The server still serves.
     let mut conn = connect(server.port(), &connector).await;
     assert_eq!(health_on(&mut conn).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_tls_is_ignored() {
+    let mut server = TestServer::start();
+    sighup(&server);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.assert_alive();
+    assert_eq!(server.health_status().await, 200);
 }
