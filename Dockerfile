@@ -22,6 +22,6 @@ VOLUME /data
 EXPOSE 9000
 ENV STRATA_LISTEN=0.0.0.0:9000 STRATA_DATA_DIR=/data
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:9000/_strata/health || exit 1
+    CMD curl -fsS http://127.0.0.1:9000/_strata/health || curl -fsSk https://127.0.0.1:9000/_strata/health || exit 1
 ENTRYPOINT ["/usr/local/bin/strata"]
 CMD ["serve"]

@@ -1556,8 +1556,14 @@ fn report(opts: &Opts, samples: &[Sample], big: Option<&BigResult>, notes: &[Str
     if !sse_rows.is_empty() {
         println!();
         println!("Encryption at rest (SSE-S3, AES-256-GCM segments), MiB/s:");
-        print_table(&["metric", "strata plain", "strata SSE-S3", "SSE / plain", "target"], &sse_rows);
-        for p in [Phase::Put64, Phase::Get64].into_iter().filter(|p| opts.phases.contains(p)) {
+        print_table(
+            &["metric", "strata plain", "strata SSE-S3", "SSE / plain", "target"],
+            &sse_rows,
+        );
+        for p in [Phase::Put64, Phase::Get64]
+            .into_iter()
+            .filter(|p| opts.phases.contains(p))
+        {
             json_metrics.push(serde_json::json!({
                 "metric": format!("{} SSE-S3 / plain", p.label(opts)),
                 "ratio": ratio(sum.stat(p, Kind::StrataSse, |s| s.mib_per_s), sum.stat(p, Kind::Strata, |s| s.mib_per_s)),
@@ -1723,7 +1729,12 @@ async fn run_bench(opts: Opts, mut notes: Vec<String>, server_core: Option<u32>)
             .env("STRATA_ROOT_ACCESS_KEY", ACCESS_KEY)
             .env("STRATA_ROOT_SECRET_KEY", SECRET_KEY)
             .env_remove(ROLE_ENV);
-        servers.push(ServerProc::spawn(Kind::StrataSse, cmd, root.join("strata-sse.log"), false)?);
+        servers.push(ServerProc::spawn(
+            Kind::StrataSse,
+            cmd,
+            root.join("strata-sse.log"),
+            false,
+        )?);
         let mut cmd = command(&me, server_core);
         cmd.env(ROLE_ENV, "baseline");
         servers.push(ServerProc::spawn(Kind::Baseline, cmd, root.join("baseline.log"), true)?);

@@ -82,13 +82,13 @@ class Result:
             fail("aws printed something that is not JSON", "JSON document", tail(text), command=self.cmd)
 
 
-def aws(*args, ok=True, timeout=120, creds=None, input=None, binary=False, config=None):
-    """Run `aws --endpoint-url ENDPOINT *args`.
+def aws(*args, ok=True, timeout=120, creds=None, input=None, binary=False, config=None, endpoint=None):
+    """Run `aws --endpoint-url ENDPOINT *args` (`endpoint` replaces the suite's server).
 
     ok=True: the command must exit 0; ok=False: it must exit non-zero;
     ok=None: no expectation (caller inspects the result).
     """
-    cmd = [AWS, "--endpoint-url", ENDPOINT] + [str(a) for a in args]
+    cmd = [AWS, "--endpoint-url", endpoint or ENDPOINT] + [str(a) for a in args]
     env = cli_env(*(creds or (None, None)), config=config)
     try:
         if binary:
@@ -759,6 +759,74 @@ def bad_credentials_rejected():
                  creds=(suite.access_key, suite.secret_key + "x"))
     expect_error(["s3api", "list-buckets"], "InvalidAccessKeyId",
                  creds=("AKIANOSUCHKEY0000000", "whatever-secret"))
+
+
+def _start_tls_server(cert, key, data, out_path, err_path):
+    """Starts `strata serve` with TLS on a free port; returns (process, https endpoint)."""
+    strata = os.environ.get("STRATA_BIN")
+    check(strata and os.path.exists(strata), "STRATA_BIN names the server binary (run.sh sets it)",
+          "an existing file", strata)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("STRATA_") or k in ("STRATA_ROOT_ACCESS_KEY", "STRATA_ROOT_SECRET_KEY")}
+    cmd = [strata, "serve", "--listen", "127.0.0.1:0", "--data", data, "--tls-cert", cert, "--tls-key", key]
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(out_path, encoding="utf-8", errors="replace") as f:
+            m = re.search(r"^listening on (https://127\.0\.0\.1:\d+)$", f.read(), re.M)
+        if m:
+            return proc, m.group(1)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    with open(err_path, encoding="utf-8", errors="replace") as f:
+        fail("TLS server did not start", "`listening on https://127.0.0.1:PORT` within 30s",
+             f"exit {proc.returncode}", command=cmd, extra=f.read())
+
+
+@suite.scenario
+def tls_dev_cert_ca_bundle_cp_and_ls():
+    """`strata dev-cert` + `serve --tls-cert/--tls-key` (its own server, port 0); the CLI works
+    with `--ca-bundle cert.pem` and fails certificate verification without it."""
+    root = os.path.join(suite.scratch, "tls")
+    os.makedirs(root, exist_ok=True)
+    cert, key = os.path.join(root, "cert.pem"), os.path.join(root, "key.pem")
+    cmd = [os.environ.get("STRATA_BIN", "strata"), "dev-cert", "--cert", cert, "--key", key,
+           "--host", "127.0.0.1", "--host", "localhost"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    eq(p.returncode, 0, "strata dev-cert exit code", command=cmd, extra=p.stderr)
+    eq(oct(os.stat(key).st_mode & 0o777), oct(0o600), "dev-cert key file mode")
+
+    proc, endpoint = _start_tls_server(cert, key, os.path.join(root, "data"),
+                                       os.path.join(root, "server.out"), os.path.join(root, "server.err"))
+    try:
+        bucket = suite.bucket_name("tls")
+        aws("--ca-bundle", cert, "s3", "mb", f"s3://{bucket}", endpoint=endpoint)
+        data = os.urandom(200 * 1024)
+        src = write_file(os.path.join(root, "up.bin"), data)
+        r = aws("--ca-bundle", cert, "s3", "cp", src, f"s3://{bucket}/over/tls.bin", endpoint=endpoint)
+        check("upload:" in r.stdout, "s3 cp upload over https", "upload: ...", r.stdout, command=r.cmd)
+        r = aws("--ca-bundle", cert, "s3", "ls", f"s3://{bucket}/over/", endpoint=endpoint)
+        check("tls.bin" in r.stdout, "s3 ls over https lists the object", "tls.bin", r.stdout, command=r.cmd)
+        dst = os.path.join(root, "down.bin")
+        aws("--ca-bundle", cert, "s3", "cp", f"s3://{bucket}/over/tls.bin", dst, endpoint=endpoint)
+        check(files_equal(src, dst), "bytes downloaded over https equal those uploaded", "identical",
+              "differ (cmp)")
+
+        r = aws("s3", "ls", f"s3://{bucket}/", endpoint=endpoint, ok=False)
+        check("CERTIFICATE_VERIFY_FAILED" in r.stderr or "SSL validation failed" in r.stderr,
+              "without --ca-bundle the CLI refuses the self-signed certificate",
+              "a certificate verification error", tail(r.stderr, 600), command=r.cmd)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 if __name__ == "__main__":

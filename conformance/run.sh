@@ -91,7 +91,7 @@ SERVER_PID=$!
 
 ENDPOINT=""
 for _ in $(seq 300); do   # up to 30 s
-    if line="$(grep -m1 -E '^listening on http://127\.0\.0\.1:[0-9]+$' "$SERVER_OUT" 2>/dev/null)"; then
+    if line="$(grep -m1 -E '^listening on https?://127\.0\.0\.1:[0-9]+$' "$SERVER_OUT" 2>/dev/null)"; then
         ENDPOINT="${line#listening on }"
         break
     fi
@@ -101,7 +101,7 @@ for _ in $(seq 300); do   # up to 30 s
     sleep 0.1
 done
 if [[ -z "$ENDPOINT" ]]; then
-    echo "!!!!!!!!!! conformance: server did not print 'listening on http://127.0.0.1:PORT' within 30s" >&2
+    echo "!!!!!!!!!! conformance: server did not print 'listening on http(s)://127.0.0.1:PORT' within 30s" >&2
     echo "--- server stdout:" >&2; tail -n 50 "$SERVER_OUT" >&2 || true
     echo "--- server stderr:" >&2; tail -n 50 "$SERVER_ERR" >&2 || true
     echo "0 passed, 1 failed"

@@ -149,7 +149,11 @@ const LIFECYCLE_DICT: &[&[u8]] = &[
 /// validates lifecycle rules itself (the lifecycle issue).
 pub fn xml_lifecycle(data: &[u8]) -> Outcome {
     match parse_xml::<s3s::dto::BucketLifecycleConfiguration>(data) {
-        Ok(cfg) => hash_of(&("ok", cfg.rules.len().min(8), cfg.rules.iter().any(|r| r.filter.is_some()))),
+        Ok(cfg) => hash_of(&(
+            "ok",
+            cfg.rules.len().min(8),
+            cfg.rules.iter().any(|r| r.filter.is_some()),
+        )),
         Err(e) => fp("err", &e),
     }
 }

@@ -1,6 +1,9 @@
 //! Client side of the admin API, used by `strata key …` while a server owns the data dir:
-//! requests are SigV4-signed with the root key (aws-sigv4) and sent over plain HTTP.
+//! requests are SigV4-signed with the root key (aws-sigv4) and sent over plain HTTP, or over
+//! HTTPS trusting the certificates of a CA bundle file (rustls, ring provider).
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_sigv4::http_request::{sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings};
@@ -16,6 +19,9 @@ pub struct AdminClient {
     pub endpoint: String,
     pub root: RootKey,
     pub region: String,
+    /// PEM certificates to trust for an `https://` endpoint (e.g. a `strata dev-cert`
+    /// certificate, or the CA that issued the server's).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl AdminClient {
@@ -60,13 +66,78 @@ impl AdminClient {
         let (instructions, _) = sign(signable, &params)?.into_parts();
         instructions.apply_to_request_http1x(&mut req);
 
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", self.endpoint))?;
+        let resp = if req.uri().scheme_str() == Some("https") {
+            self.send_https(req).await?
+        } else {
+            let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+            client
+                .request(req)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", self.endpoint))?
+        };
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await?.to_bytes();
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+impl AdminClient {
+    /// One request over a new HTTPS connection that trusts only `ca_bundle`.
+    async fn send_https(
+        &self,
+        mut req: http::Request<Full<Bytes>>,
+    ) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName};
+
+        let ca = self.ca_bundle.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is https: pass --ca-bundle FILE (the PEM certificate(s) to trust)",
+                self.endpoint
+            )
+        })?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca)
+            .map_err(|e| anyhow::anyhow!("cannot read CA bundle {}: {e}", ca.display()))?
+        {
+            let cert = cert.map_err(|e| anyhow::anyhow!("CA bundle {} is not valid PEM: {e}", ca.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| anyhow::anyhow!("CA bundle {}: unusable certificate: {e}", ca.display()))?;
+        }
+        if roots.is_empty() {
+            anyhow::bail!("CA bundle {} holds no PEM CERTIFICATE section", ca.display());
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+
+        let host = req
+            .uri()
+            .host()
+            .ok_or_else(|| anyhow::anyhow!("endpoint {} has no host", self.endpoint))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = req.uri().port_u16().unwrap_or(443);
+        let name = ServerName::try_from(host.clone())
+            .map_err(|e| anyhow::anyhow!("endpoint {}: invalid host: {e}", self.endpoint))?;
+        let unreachable =
+            |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot reach the server at {}: {e}", self.endpoint);
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(conn);
+        // Origin form on the wire, as a client library would send it (signed above as is).
+        let origin = req.uri().path_and_query().map_or("/", |p| p.as_str()).parse()?;
+        *req.uri_mut() = origin;
+        sender.send_request(req).await.map_err(|e| unreachable(&e))
     }
 }

@@ -32,6 +32,7 @@ pub struct Config {
     pub limits: Limits,
     pub transform: TransformConfig,
     pub encryption: EncryptionConfig,
+    pub tls: TlsConfig,
 }
 
 /// Encryption at rest.
@@ -58,6 +59,30 @@ impl Config {
             name.push(".master-key");
             self.data_dir.with_file_name(name)
         })
+    }
+}
+
+/// HTTPS. With `cert` and `key`, `listen` serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN); both
+/// files are re-read on SIGHUP.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) of the leaf certificate.
+    pub key: Option<PathBuf>,
+    /// A plain-HTTP listener beside the HTTPS one (its requests have
+    /// `aws:SecureTransport = false`).
+    pub http_listen: Option<SocketAddr>,
+    /// The plain listener answers every request with a redirect to the same URL on https
+    /// (301 for GET/HEAD, 308 otherwise) instead of serving it.
+    pub redirect_http: bool,
+}
+
+impl TlsConfig {
+    /// The certificate and key files, when HTTPS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        Some((self.cert.as_deref()?, self.key.as_deref()?))
     }
 }
 
@@ -205,6 +230,7 @@ impl Default for Config {
             limits: Limits::default(),
             transform: TransformConfig::default(),
             encryption: EncryptionConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -217,6 +243,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub region: Option<String>,
     pub domain: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Limits {
@@ -253,6 +281,12 @@ impl Config {
         if over.domain.is_some() {
             cfg.domain = over.domain;
         }
+        if over.tls_cert.is_some() {
+            cfg.tls.cert = over.tls_cert;
+        }
+        if over.tls_key.is_some() {
+            cfg.tls.key = over.tls_key;
+        }
         if let Ok(v) = std::env::var("STRATA_ROOT_ACCESS_KEY") {
             cfg.credentials.access_key = Some(v);
         }
@@ -275,6 +309,19 @@ impl Config {
         }
         if self.limits.inline_max_bytes > 1024 * 1024 {
             anyhow::bail!("limits.inline_max_bytes must be at most 1 MiB");
+        }
+        let tls = &self.tls;
+        if tls.cert.is_some() != tls.key.is_some() {
+            anyhow::bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key, or tls.cert and tls.key)");
+        }
+        if tls.http_listen.is_some() && tls.cert.is_none() {
+            anyhow::bail!("tls.http_listen needs TLS on (a certificate and a key); without them use listen");
+        }
+        if tls.redirect_http && tls.http_listen.is_none() {
+            anyhow::bail!("tls.redirect_http needs tls.http_listen (the plain listener that redirects)");
+        }
+        if tls.http_listen == Some(self.listen) && self.listen.port() != 0 {
+            anyhow::bail!("tls.http_listen must differ from listen ({})", self.listen);
         }
         Ok(())
     }
@@ -305,6 +352,44 @@ mod tests {
         assert_eq!(cfg.region, "us-west-2");
         assert_eq!(cfg.limits.inline_max_bytes, 100);
         assert_eq!(cfg.limits.max_object_size, 5 * 1024 * 1024 * 1024);
+    }
+
+    #[test]
+    fn tls_settings_from_file_and_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("strata.toml");
+        std::fs::write(
+            &path,
+            "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nhttp_listen = \"127.0.0.1:9080\"\nredirect_http = true\n",
+        )
+        .expect("write");
+        let cfg = Config::load(
+            Some(&path),
+            Overrides {
+                tls_cert: Some("flag.pem".into()),
+                ..Default::default()
+            },
+        )
+        .expect("load");
+        assert_eq!(cfg.tls.files(), Some((Path::new("flag.pem"), Path::new("k.pem"))));
+        assert_eq!(cfg.tls.http_listen.map(|a| a.port()), Some(9080));
+        assert!(cfg.tls.redirect_http);
+        assert!(Config::default().tls.files().is_none());
+    }
+
+    #[test]
+    fn incomplete_tls_settings_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("strata.toml");
+        for toml in [
+            "[tls]\ncert = \"c.pem\"\n",
+            "[tls]\nkey = \"k.pem\"\n",
+            "[tls]\nhttp_listen = \"127.0.0.1:9080\"\n",
+            "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nredirect_http = true\n",
+        ] {
+            std::fs::write(&path, toml).expect("write");
+            assert!(Config::load(Some(&path), Overrides::default()).is_err(), "{toml}");
+        }
     }
 
     #[test]

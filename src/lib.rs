@@ -10,5 +10,6 @@ pub mod derivative;
 pub mod s3;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod transform;
 pub mod util;

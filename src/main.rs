@@ -31,6 +31,9 @@ enum Command {
     /// Read every stored byte offline and verify it against its recorded checksum; lists
     /// corrupt objects by bucket/key/version and exits non-zero if there are any.
     Scrub(DataArgs),
+    /// Write a self-signed certificate and key for local HTTPS (`serve --tls-cert CERT
+    /// --tls-key KEY`); clients trust it with e.g. `aws --ca-bundle CERT`.
+    DevCert(DevCertArgs),
     /// Manage the local keyring of SSE-KMS keys (offline: the server must be stopped).
     #[command(subcommand)]
     Kms(KmsCommand),
@@ -53,6 +56,20 @@ enum KmsCommand {
 }
 
 #[derive(Args)]
+struct DevCertArgs {
+    /// Where to write the certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// Where to write the private key (PEM, mode 0600).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// A name the certificate is valid for: an IP address (IP SAN) or a DNS name. Repeat for
+    /// more.
+    #[arg(long = "host", value_name = "NAME", default_values = ["127.0.0.1", "localhost"])]
+    hosts: Vec<String>,
+}
+
+#[derive(Args)]
 struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "STRATA_LISTEN")]
@@ -69,6 +86,13 @@ struct ServeArgs {
     /// Base domain for virtual-hosted-style requests (bucket.DOMAIN). Path style always works.
     #[arg(long, env = "STRATA_DOMAIN")]
     domain: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. Both files
+    /// are re-read on SIGHUP.
+    #[arg(long, env = "STRATA_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "STRATA_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -90,6 +114,10 @@ struct KeyTarget {
     /// file, or the data dir). Used automatically when the data dir is locked by a server.
     #[arg(long, env = "STRATA_ENDPOINT")]
     endpoint: Option<String>,
+    /// PEM certificate(s) to trust for an https endpoint (default, when the config sets a TLS
+    /// certificate: that certificate).
+    #[arg(long, env = "STRATA_CA_BUNDLE", value_name = "FILE")]
+    ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -150,6 +178,7 @@ fn main() -> std::process::ExitCode {
         Command::Fsck(args) => fsck(args),
         Command::Scrub(args) => scrub(args),
         Command::Kms(cmd) => kms(cmd),
+        Command::DevCert(args) => dev_cert(args),
     };
     match result {
         Ok(code) => code,
@@ -188,9 +217,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             data_dir: args.data,
             region: args.region,
             domain: args.domain,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
         },
     )?;
     init_logging(&cfg.log_format);
+    // A bad certificate or key fails start-up before the data dir is touched.
+    if let Some((cert, key)) = cfg.tls.files() {
+        strata::tls::load_certified_key(cert, key, &strata::tls::provider())?;
+    }
     let (root, source) = keys::resolve_root(configured_root(&cfg), &cfg.data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -235,6 +270,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
 
 fn announce(cfg: &Config, root: &RootKey, source: &RootSource) {
     let creds_file = cfg.data_dir.join("root-credentials.toml");
+    let scheme = if cfg.tls.files().is_some() { "https" } else { "http" };
     match source {
         RootSource::Generated => {
             println!(
@@ -244,7 +280,7 @@ fn announce(cfg: &Config, root: &RootKey, source: &RootSource) {
             println!("AccessKeyId: {}", root.access_key);
             println!("SecretAccessKey: {}", root.secret_key);
             println!(
-                "Use them with: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url http://{} s3 ls",
+                "Use them with: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url {scheme}://{} s3 ls",
                 root.access_key, cfg.listen
             );
         }
@@ -255,6 +291,27 @@ fn announce(cfg: &Config, root: &RootKey, source: &RootSource) {
         ),
         RootSource::Configured => println!("Root access key {} (from config/env)", root.access_key),
     }
+}
+
+fn dev_cert(args: DevCertArgs) -> anyhow::Result<std::process::ExitCode> {
+    strata::tls::write_dev_cert(&args.cert, &args.key, &args.hosts)?;
+    println!(
+        "Wrote a self-signed certificate for {} to {} (valid {} days) and its key to {}",
+        args.hosts.join(", "),
+        args.cert.display(),
+        strata::tls::DEV_CERT_DAYS,
+        args.key.display()
+    );
+    println!(
+        "Serve with: strata serve --tls-cert {} --tls-key {}",
+        args.cert.display(),
+        args.key.display()
+    );
+    println!(
+        "Clients trust it with e.g.: aws --ca-bundle {} --endpoint-url https://…",
+        args.cert.display()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn root_for_client(cfg: &Config) -> anyhow::Result<RootKey> {
@@ -284,7 +341,8 @@ fn key(cmd: KeyCommand) -> anyhow::Result<std::process::ExitCode> {
             // sled holds an exclusive lock: a server owns this data dir, so ask it.
             Err(e) => {
                 tracing::debug!(error = %e, "data dir busy; using the admin API");
-                Some(format!("http://{}", cfg.listen))
+                let scheme = if cfg.tls.files().is_some() { "https" } else { "http" };
+                Some(format!("{scheme}://{}", cfg.listen))
             }
         },
     };
@@ -292,6 +350,7 @@ fn key(cmd: KeyCommand) -> anyhow::Result<std::process::ExitCode> {
         endpoint: endpoint.unwrap_or_default(),
         root: root_for_client(&cfg)?,
         region: cfg.region.clone(),
+        ca_bundle: target.ca_bundle.or_else(|| cfg.tls.cert.clone()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(key_online(&client, op))

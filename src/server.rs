@@ -1,6 +1,8 @@
 //! The network side: binds the listener, builds the s3s service (auth, access, admin route,
 //! virtual hosts), answers `/_strata/health` and `/_strata/ready` in front of s3s, and serves
-//! HTTP/1.1 and HTTP/2 with bounded header size and read timeouts until asked to stop.
+//! HTTP/1.1 and HTTP/2 with bounded header size and read timeouts until asked to stop. With
+//! TLS configured the listener hands out TLS connections (`tls.rs`), optionally beside a
+//! plain-HTTP listener that serves or redirects.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +28,8 @@ use crate::store::Store;
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long open connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The first bytes of every HTTP/2 connection (hyper-util tells the protocols apart by it).
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Result<S3Service> {
     let authz = Arc::new(Authorizer {
@@ -112,7 +116,6 @@ fn readiness(store: &Store) -> bool {
 /// after it), so without this a client that connects and sends nothing holds a connection
 /// slot forever. Returns false on timeout or close.
 async fn request_started(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
-    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let deadline = tokio::time::Instant::now() + timeout;
     let mut buf = [0u8; 24];
     loop {
@@ -192,6 +195,11 @@ struct Front {
     xml_limit: usize,
     /// Base domain of virtual-hosted-style requests, to find a request's bucket for CORS.
     domain: Option<String>,
+    /// The connection is TLS (`aws:SecureTransport`).
+    secure: bool,
+    /// A plain listener with `tls.redirect_http`: every request is redirected to this port
+    /// on https.
+    redirect_to_port: Option<u16>,
 }
 
 /// The bucket a request addresses (virtual-hosted or path style), for CORS.
@@ -281,6 +289,9 @@ async fn route(
     peer: std::net::SocketAddr,
     req: http::Request<Incoming>,
 ) -> http::Response<Body> {
+    if let Some(port) = front.redirect_to_port {
+        return crate::tls::https_redirect(&req, port);
+    }
     if let Some(answer) = preflight(&front, &req) {
         return answer;
     }
@@ -308,7 +319,7 @@ async fn respond(
     let store = front.store;
     req.extensions_mut().insert(crate::auth::ClientInfo {
         addr: peer,
-        secure: false,
+        secure: front.secure,
     });
     match req.uri().path() {
         "/_strata/health" => plain(http::StatusCode::OK, "ok\n"),
@@ -332,20 +343,70 @@ async fn respond(
     }
 }
 
-/// Binds `cfg.listen`, prints `listening on http://ADDR`, and serves until `shutdown` resolves.
+/// What a listener's connections are.
+#[derive(Clone)]
+enum Kind {
+    /// HTTPS (`listen` with TLS configured).
+    Tls(Arc<crate::tls::Tls>),
+    /// Plain HTTP (`listen` without TLS, or `tls.http_listen`).
+    Plain,
+    /// `tls.http_listen` with `tls.redirect_http`: redirects to the HTTPS port.
+    Redirect(u16),
+}
+
+/// Accepts from `listener`, or never when there is none.
+async fn accept_from(listener: Option<&TcpListener>) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+/// Binds `cfg.listen` (and `tls.http_listen`), prints `listening on http://ADDR` (or
+/// `https://`; a plain listener beside HTTPS is announced first as `also listening on
+/// http://ADDR`), and serves until `shutdown` resolves.
 pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let service = build_service(&cfg, &store, &root)?;
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let tls = match cfg.tls.files() {
+        Some((cert, key)) => Some(crate::tls::Tls::load(cert, key)?),
+        None => None,
+    };
+    let listener = bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
+    let (main_kind, scheme) = match &tls {
+        Some(tls) => (Kind::Tls(tls.clone()), "https"),
+        None => (Kind::Plain, "http"),
+    };
+    let plain_listener = match cfg.tls.http_listen.filter(|_| tls.is_some()) {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let plain_kind = if cfg.tls.redirect_http {
+        Kind::Redirect(addr.port())
+    } else {
+        Kind::Plain
+    };
+    crate::tls::Tls::reload_on_sighup(tls.clone())?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}")?;
+        if let Some(plain) = &plain_listener {
+            let plain_addr = plain.local_addr()?;
+            match plain_kind {
+                Kind::Redirect(_) => writeln!(out, "also listening on http://{plain_addr} (redirects to https)")?,
+                _ => writeln!(out, "also listening on http://{plain_addr}")?,
+            }
+        }
+        writeln!(out, "listening on {scheme}://{addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "strata is serving");
+    tracing::info!(%addr, tls = tls.is_some(), data_dir = %cfg.data_dir.display(), "strata is serving");
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -367,25 +428,32 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
             },
             () = &mut shutdown => break,
         };
-        let (stream, peer) = tokio::select! {
-            res = listener.accept() => match res {
-                Ok(s) => s,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let (accepted, kind) = tokio::select! {
+            res = listener.accept() => (res, main_kind.clone()),
+            res = accept_from(plain_listener.as_ref()) => (res, plain_kind.clone()),
             () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
-        let front = Front {
+        let mut front = Front {
             store: store.clone(),
             xml_limit: cfg.limits.max_xml_body_bytes,
             domain: cfg.domain.clone(),
+            secure: matches!(kind, Kind::Tls(_)),
+            redirect_to_port: None,
         };
+        if let Kind::Redirect(port) = kind {
+            front.redirect_to_port = Some(port);
+        }
         let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let service = service.clone();
             let front = front.clone();
@@ -415,10 +483,22 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
         let first_byte_timeout = Duration::from_secs(cfg.limits.header_read_timeout_secs);
         tokio::spawn(async move {
             let _permit = permit;
-            if !request_started(&stream, first_byte_timeout).await {
-                tracing::debug!(%peer, "closed a connection that sent no request in time");
-                return;
-            }
+            let stream = match kind {
+                Kind::Tls(tls) => match tls.accept(stream, first_byte_timeout).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS connection closed before a request");
+                        return;
+                    }
+                },
+                Kind::Plain | Kind::Redirect(_) => {
+                    if !request_started(&stream, first_byte_timeout).await {
+                        tracing::debug!(%peer, "closed a connection that sent no request in time");
+                        return;
+                    }
+                    crate::tls::Stream::Plain(stream)
+                }
+            };
             let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -52,6 +52,9 @@ pub struct ServerOptions {
     pub config_toml: Option<String>,
     /// Extra environment variables for the server process (e.g. `STRATA_CRASH_AT`).
     pub env: Vec<(String, String)>,
+    /// Serve HTTPS with a `strata dev-cert` certificate for 127.0.0.1 and localhost, made at
+    /// the first start ([`TestServer::tls_cert_path`]); clients trust it.
+    pub tls: bool,
 }
 
 impl Default for ServerOptions {
@@ -61,6 +64,7 @@ impl Default for ServerOptions {
             capture_stderr: false,
             config_toml: None,
             env: Vec::new(),
+            tls: false,
         }
     }
 }
@@ -70,6 +74,10 @@ impl Default for ServerOptions {
 pub struct TestServer {
     child: Option<Child>,
     port: u16,
+    /// `https` when the server announced `listening on https://…`.
+    scheme: &'static str,
+    /// The port of a plain listener beside HTTPS (`tls.http_listen`), if it announced one.
+    plain_port: Option<u16>,
     opts: ServerOptions,
     stderr_path: Option<PathBuf>,
     // Declared last so the child is killed before the directory is removed.
@@ -100,6 +108,8 @@ impl TestServer {
         let mut server = TestServer {
             child: None,
             port: 0,
+            scheme: "http",
+            plain_port: None,
             opts,
             stderr_path: None,
             log_dir,
@@ -128,6 +138,13 @@ impl TestServer {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(self.data.path());
+        if self.opts.tls {
+            let (cert, key) = (self.tls_cert_path(), self.tls_key_path());
+            if !cert.exists() {
+                dev_cert(&cert, &key);
+            }
+            command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
         if let Some(toml) = &self.opts.config_toml {
             let path = self.log_dir.path().join("strata.toml");
             std::fs::write(&path, toml).expect("write server config");
@@ -144,19 +161,21 @@ impl TestServer {
             .spawn()
             .expect("spawn `strata serve` (is the binary built?)");
         let stdout = child.stdout.take().expect("piped stdout");
-        let port = match wait_for_listening_line(stdout) {
-            Ok(port) => port,
+        let listening = match wait_for_listening_line(stdout) {
+            Ok(l) => l,
             Err(printed) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
                 panic!(
-                    "strata serve did not print `listening on http://127.0.0.1:PORT` within {START_TIMEOUT:?} \
+                    "strata serve did not print `listening on http(s)://127.0.0.1:PORT` within {START_TIMEOUT:?} \
                      (exit status: {status:?}); its stdout was:\n{printed}"
                 );
             }
         };
         self.child = Some(child);
-        self.port = port;
+        self.port = listening.port;
+        self.scheme = listening.scheme;
+        self.plain_port = listening.plain_port;
     }
 
     /// `strata` with the root credentials in its environment and no inherited AWS settings.
@@ -169,7 +188,25 @@ impl TestServer {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+    }
+
+    /// `http://127.0.0.1:PORT` of the plain listener beside HTTPS (`tls.http_listen`).
+    pub fn plain_endpoint(&self) -> String {
+        let port = self
+            .plain_port
+            .expect("the server announced no plain listener (`also listening on http://…`)");
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// The certificate of a server started with `tls` (PEM; also its clients' trust anchor).
+    pub fn tls_cert_path(&self) -> PathBuf {
+        self.log_dir.path().join("tls-cert.pem")
+    }
+
+    /// The private key of [`tls_cert_path`](Self::tls_cert_path).
+    pub fn tls_key_path(&self) -> PathBuf {
+        self.log_dir.path().join("tls-key.pem")
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -183,7 +220,12 @@ impl TestServer {
 
     /// An SDK client with the given credentials (path style, us-east-1, no retries).
     pub fn client_with(&self, access_key: &str, secret_key: &str) -> Client {
-        sdk_client(&self.endpoint(), access_key, secret_key)
+        if self.opts.tls {
+            let ca = std::fs::read(self.tls_cert_path()).expect("read the test certificate");
+            sdk_client_trusting(&self.endpoint(), access_key, secret_key, ca)
+        } else {
+            sdk_client(&self.endpoint(), access_key, secret_key)
+        }
     }
 
     /// Kills the server with SIGKILL (no chance to flush anything) and waits for it.
@@ -247,8 +289,14 @@ impl TestServer {
 
     /// Creates a principal through the admin endpoint of the running server.
     pub fn create_key(&self, name: &str) -> KeyPair {
-        let out = run_strata(&["key", "create", name, "--endpoint", &self.endpoint()]);
-        KeyPair::parse(&out)
+        let endpoint = self.endpoint();
+        let ca = self.tls_cert_path();
+        let ca = ca.to_str().expect("UTF-8 temp path");
+        let mut args = vec!["key", "create", name, "--endpoint", &endpoint];
+        if self.opts.tls {
+            args.extend(["--ca-bundle", ca]);
+        }
+        KeyPair::parse(&run_strata(&args))
     }
 
     /// GET /_strata/health, unauthenticated.
@@ -265,9 +313,17 @@ impl Drop for TestServer {
     }
 }
 
-/// Reads the child's stdout until the `listening on` line, then keeps draining it in a thread.
-/// Returns the port, or everything printed if the line did not come in time.
-fn wait_for_listening_line(stdout: impl Read + Send + 'static) -> Result<u16, String> {
+/// What a server announced on stdout.
+struct Listening {
+    scheme: &'static str,
+    port: u16,
+    plain_port: Option<u16>,
+}
+
+/// Reads the child's stdout until the `listening on http(s)://` line (noting an earlier
+/// `also listening on http://` line), then keeps draining it in a thread. Returns what was
+/// announced, or everything printed if the line did not come in time.
+fn wait_for_listening_line(stdout: impl Read + Send + 'static) -> Result<Listening, String> {
     enum Event {
         Line(String),
         Eof,
@@ -290,17 +346,32 @@ fn wait_for_listening_line(stdout: impl Read + Send + 'static) -> Result<u16, St
     });
     let deadline = Instant::now() + START_TIMEOUT;
     let mut printed = String::new();
+    let mut plain_port = None;
+    let port_after = |line: &str, prefix: &str| {
+        let rest = line.trim_end().strip_prefix(prefix)?;
+        let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+        digits.parse::<u16>().ok()
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(Event::Line(line)) => {
                 printed.push_str(&line);
-                if let Some(port) = line
-                    .trim_end()
-                    .strip_prefix("listening on http://127.0.0.1:")
-                    .and_then(|p| p.parse::<u16>().ok())
-                {
-                    return Ok(port);
+                let line = line.trim_end();
+                if let Some(port) = port_after(line, "also listening on http://127.0.0.1:") {
+                    plain_port = Some(port);
+                }
+                for (scheme, prefix) in [
+                    ("http", "listening on http://127.0.0.1:"),
+                    ("https", "listening on https://127.0.0.1:"),
+                ] {
+                    if let Some(port) = line.strip_prefix(prefix).and_then(|p| p.parse::<u16>().ok()) {
+                        return Ok(Listening {
+                            scheme,
+                            port,
+                            plain_port,
+                        });
+                    }
                 }
             }
             Ok(Event::Eof) => return Err(format!("{printed}<EOF: the process closed stdout>")),
@@ -326,6 +397,9 @@ pub fn strata_command() -> Command {
         "STRATA_ENDPOINT",
         "STRATA_REGION",
         "STRATA_DOMAIN",
+        "STRATA_TLS_CERT",
+        "STRATA_TLS_KEY",
+        "STRATA_CA_BUNDLE",
     ] {
         cmd.env_remove(var);
     }
@@ -349,6 +423,21 @@ pub fn run_strata(args: &[&str]) -> String {
         out.status
     );
     stdout
+}
+
+/// `strata dev-cert` for 127.0.0.1 and localhost.
+pub fn dev_cert(cert: &Path, key: &Path) {
+    run_strata(&[
+        "dev-cert",
+        "--cert",
+        cert.to_str().expect("UTF-8 temp path"),
+        "--key",
+        key.to_str().expect("UTF-8 temp path"),
+        "--host",
+        "127.0.0.1",
+        "--host",
+        "localhost",
+    ]);
 }
 
 /// An access key pair as printed by `strata key create`.
@@ -393,6 +482,26 @@ pub fn sdk_client(endpoint: &str, access_key: &str, secret_key: &str) -> Client 
                 .operation_attempt_timeout(Duration::from_secs(120))
                 .build(),
         )
+        .build();
+    Client::from_conf(conf)
+}
+
+/// [`sdk_client`] for an https endpoint whose certificate (or CA) is `ca_pem`: the SDK's
+/// rustls client with `ca_pem` as its only trust anchor (verification stays on).
+pub fn sdk_client_trusting(endpoint: &str, access_key: &str, secret_key: &str, ca_pem: Vec<u8>) -> Client {
+    use aws_smithy_http_client::tls;
+    let context = tls::TlsContext::builder()
+        .with_trust_store(tls::TrustStore::empty().with_pem_certificate(ca_pem))
+        .build()
+        .expect("TLS context");
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https();
+    let conf = sdk_client(endpoint, access_key, secret_key)
+        .config()
+        .to_builder()
+        .http_client(http_client)
         .build();
     Client::from_conf(conf)
 }

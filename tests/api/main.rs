@@ -25,5 +25,6 @@ mod objects;
 mod principals;
 mod restart;
 mod security;
+mod tls;
 mod transforms;
 mod versioning;
