@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # THE test command: Rust unit + integration tests, then the real-client
-# conformance suite (aws CLI + boto3 against a live server).
+# conformance suite (aws CLI + boto3 against a live server), then the Dockerfile lint.
 # Both use the release profile so they share one build. The conformance suite
 # still runs when `cargo test` fails (so one CI run shows both results); the
 # script exits non-zero if either failed.
@@ -21,10 +21,19 @@ conf_start=$SECONDS
 echo "== test.sh: conformance/run.sh"
 conf_rc=0
 bash conformance/run.sh || conf_rc=$?
-echo "== test.sh: conformance took $((SECONDS - conf_start))s (exit $conf_rc); total $((SECONDS - start))s"
+echo "== test.sh: conformance took $((SECONDS - conf_start))s (exit $conf_rc)"
+
+# The container image is linted, not built (no Docker engine in CI); the conformance venv has hadolint.
+echo "== test.sh: deploy/check-container.sh"
+container_rc=0
+bash deploy/check-container.sh conformance/.venv/bin/hadolint "${CARGO_TARGET_DIR:-target}/release/strata" || container_rc=$?
+echo "== test.sh: total $((SECONDS - start))s"
 
 if [[ $cargo_rc -ne 0 ]]; then
     echo "== test.sh: FAILED: cargo test exited $cargo_rc (see above)"
     exit "$cargo_rc"
 fi
-exit "$conf_rc"
+if [[ $conf_rc -ne 0 ]]; then
+    exit "$conf_rc"
+fi
+exit "$container_rc"

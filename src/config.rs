@@ -287,6 +287,9 @@ impl Config {
         if over.tls_key.is_some() {
             cfg.tls.key = over.tls_key;
         }
+        if let Ok(v) = std::env::var("STRATA_MASTER_KEY_FILE") {
+            cfg.encryption.master_key_file = Some(PathBuf::from(v));
+        }
         if let Ok(v) = std::env::var("STRATA_ROOT_ACCESS_KEY") {
             cfg.credentials.access_key = Some(v);
         }
