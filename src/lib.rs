@@ -10,6 +10,8 @@ pub mod derivative;
 pub mod s3;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+mod test_mutation;
 pub mod tls;
 pub mod transform;
 pub mod util;

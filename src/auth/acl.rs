@@ -1199,59 +1199,7 @@ mod tests {
         "\0",
     ];
 
-    /// Tiny xorshift64: deterministic, dependency-free randomness for the mutation loop.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next() % bound.max(1) as u64) as usize
-        }
-    }
-
-    /// One to three edits; most are small so a fair share of mutants still parse and reach
-    /// the validation behind the parser.
-    fn mutate(rng: &mut XorShift, input: &[u8]) -> Vec<u8> {
-        let mut data = input.to_vec();
-        for _ in 0..=rng.below(3) {
-            let at = rng.below(data.len() + 1);
-            match rng.below(10) {
-                0 if at < data.len() => data[at] ^= 1 << rng.below(8),
-                1 if at < data.len() => {
-                    let end = (at + 1 + rng.below(4)).min(data.len());
-                    data.drain(at..end);
-                }
-                2 => data.insert(at, rng.next() as u8),
-                3..=5 => {
-                    let token = TOKENS[rng.below(TOKENS.len())].as_bytes();
-                    data.splice(at..at, token.iter().copied());
-                }
-                6 if !data.is_empty() => {
-                    let start = rng.below(data.len());
-                    let end = (start + 1 + rng.below(64)).min(data.len());
-                    let chunk = data[start..end].to_vec();
-                    data.splice(at..at, chunk);
-                }
-                7 if at < data.len() => {
-                    let end = (at + 1 + rng.below(8)).min(data.len());
-                    let token = TOKENS[rng.below(TOKENS.len())].as_bytes();
-                    data.splice(at..end, token.iter().copied());
-                }
-                8 if at < data.len() => {
-                    let end = (at + 1 + rng.below(32)).min(data.len());
-                    data.drain(at..end);
-                }
-                _ => data.truncate(at),
-            }
-        }
-        data
-    }
+    use crate::test_mutation::{mutate, XorShift};
 
     #[test]
     fn seeds_are_accepted_by_the_fuzz_entry() {
@@ -1277,7 +1225,7 @@ mod tests {
                 &mut header_values
             };
             let parent = rng.below(corpus.len());
-            let data = mutate(&mut rng, &corpus[parent]);
+            let data = mutate(&mut rng, &corpus[parent], TOKENS);
             let outcome = fuzz_outcome(&data);
             parsed += usize::from(outcome.xml_parsed);
             accepted += usize::from(outcome.policy_accepted);

@@ -7,7 +7,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum;
 use super::conditional::{self, Conditions, Kind};
-use super::encryption::{connection_is_secure, report, CustomerKeyHeaders, SseRequest};
+use super::encryption::{connection_is_secure, copy_source_key_headers, customer_key_headers, report, sse_request};
 use super::errors::ingest_error;
 use super::multipart::{check_part_number, into_blob, record_part};
 use super::object::{body, commit_object, discard, publish_body};
@@ -94,19 +94,7 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
     };
     let acl = super::acl::object_acl_from_request(s, &bucket, &who, input.acl.as_ref(), &req.headers)?;
     let secure = connection_is_secure(&req.extensions);
-    let encryption = s.encryption_for_write(
-        &bucket,
-        &SseRequest {
-            server_side_encryption: input.server_side_encryption.as_ref(),
-            kms_key_id: input.ssekms_key_id.as_deref(),
-            customer: CustomerKeyHeaders {
-                algorithm: input.sse_customer_algorithm.as_deref(),
-                key: input.sse_customer_key.as_deref(),
-                key_md5: input.sse_customer_key_md5.as_deref(),
-            },
-        },
-        secure,
-    )?;
+    let encryption = s.encryption_for_write(&bucket, &sse_request!(input), secure)?;
     let (src_bucket, src_key, src) = source_record(
         s,
         &facts,
@@ -154,15 +142,7 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         (src.headers.clone(), src.user_metadata.clone())
     };
     let hasher = hasher_like(&src, input.checksum_algorithm.as_ref());
-    let src_key_material = s.data_key_for_read(
-        src.encryption.as_ref(),
-        CustomerKeyHeaders {
-            algorithm: input.copy_source_sse_customer_algorithm.as_deref(),
-            key: input.copy_source_sse_customer_key.as_deref(),
-            key_md5: input.copy_source_sse_customer_key_md5.as_deref(),
-        },
-        secure,
-    )?;
+    let src_key_material = s.data_key_for_read(src.encryption.as_ref(), copy_source_key_headers!(input), secure)?;
     let ingested = s
         .store
         .blobs
@@ -264,15 +244,7 @@ pub async fn upload_part_copy(
         Err(e) => return Err(super::errors::store_error(e)),
     };
     // The part is sealed with the upload's data key (SSE-C uploads: the request repeats the key).
-    let part_key = s.data_key_for_read(
-        upload.encryption.as_ref(),
-        CustomerKeyHeaders {
-            algorithm: input.sse_customer_algorithm.as_deref(),
-            key: input.sse_customer_key.as_deref(),
-            key_md5: input.sse_customer_key_md5.as_deref(),
-        },
-        secure,
-    )?;
+    let part_key = s.data_key_for_read(upload.encryption.as_ref(), customer_key_headers!(input), secure)?;
     let (_, _, src) = source_record(
         s,
         &facts,
@@ -284,15 +256,7 @@ pub async fn upload_part_copy(
             if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
         },
     )?;
-    let src_key_material = s.data_key_for_read(
-        src.encryption.as_ref(),
-        CustomerKeyHeaders {
-            algorithm: input.copy_source_sse_customer_algorithm.as_deref(),
-            key: input.copy_source_sse_customer_key.as_deref(),
-            key_md5: input.copy_source_sse_customer_key_md5.as_deref(),
-        },
-        secure,
-    )?;
+    let src_key_material = s.data_key_for_read(src.encryption.as_ref(), copy_source_key_headers!(input), secure)?;
     let (start, end) = match &input.copy_source_range {
         Some(r) => parse_copy_range(r, src.size)?,
         None => (0, src.size),

@@ -11,7 +11,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::conditional::{self, Conditions, Kind};
-use super::encryption::CustomerKeyHeaders;
+use super::encryption::{customer_key_headers, CustomerKeyHeaders};
 use super::{etag, object, Strata};
 use crate::derivative::{derivative_id, source_id, Derivative, DerivativeError};
 use crate::store::crypto::Key256;
@@ -212,11 +212,7 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>, raw: RawSpec) -> S3
         req.credentials.is_none(),
         &cond,
         input.range.is_some() || input.part_number.is_some(),
-        CustomerKeyHeaders {
-            algorithm: input.sse_customer_algorithm.as_deref(),
-            key: input.sse_customer_key.as_deref(),
-            key_md5: input.sse_customer_key_md5.as_deref(),
-        },
+        customer_key_headers!(input),
         super::encryption::connection_is_secure(&req.extensions),
     )
     .await?;
@@ -256,11 +252,7 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>, raw: RawSpec) -> 
         req.credentials.is_none(),
         &cond,
         input.range.is_some() || input.part_number.is_some(),
-        CustomerKeyHeaders {
-            algorithm: input.sse_customer_algorithm.as_deref(),
-            key: input.sse_customer_key.as_deref(),
-            key_md5: input.sse_customer_key_md5.as_deref(),
-        },
+        customer_key_headers!(input),
         super::encryption::connection_is_secure(&req.extensions),
     )
     .await?;

@@ -30,6 +30,43 @@ pub struct SseRequest<'a> {
     pub customer: CustomerKeyHeaders<'a>,
 }
 
+/// The SSE fields of a write's input (PutObject, CopyObject and CreateMultipartUpload name
+/// them alike) as an [`SseRequest`].
+macro_rules! sse_request {
+    ($input:expr) => {
+        $crate::s3::encryption::SseRequest {
+            server_side_encryption: $input.server_side_encryption.as_ref(),
+            kms_key_id: $input.ssekms_key_id.as_deref(),
+            customer: $crate::s3::encryption::customer_key_headers!($input),
+        }
+    };
+}
+pub(crate) use sse_request;
+
+/// The `x-amz-server-side-encryption-customer-*` fields of an input.
+macro_rules! customer_key_headers {
+    ($input:expr) => {
+        $crate::s3::encryption::CustomerKeyHeaders {
+            algorithm: $input.sse_customer_algorithm.as_deref(),
+            key: $input.sse_customer_key.as_deref(),
+            key_md5: $input.sse_customer_key_md5.as_deref(),
+        }
+    };
+}
+pub(crate) use customer_key_headers;
+
+/// The `x-amz-copy-source-server-side-encryption-customer-*` fields of a copy's input.
+macro_rules! copy_source_key_headers {
+    ($input:expr) => {
+        $crate::s3::encryption::CustomerKeyHeaders {
+            algorithm: $input.copy_source_sse_customer_algorithm.as_deref(),
+            key: $input.copy_source_sse_customer_key.as_deref(),
+            key_md5: $input.copy_source_sse_customer_key_md5.as_deref(),
+        }
+    };
+}
+pub(crate) use copy_source_key_headers;
+
 /// A customer key that passed S3's checks: AES256, 32 bytes, matching MD5.
 struct CustomerKey {
     key: Key256,

@@ -9,7 +9,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum::{self, Claimed};
-use super::encryption::{connection_is_secure, report, CustomerKeyHeaders, SseRequest};
+use super::encryption::{connection_is_secure, customer_key_headers, report, sse_request};
 use super::errors::store_error;
 use super::{caller, check_key, etag, object_headers, Strata};
 use crate::store::blob::{Ingested, IngestedBody};
@@ -50,19 +50,7 @@ pub async fn create(
     let user_metadata = s.user_metadata(input.metadata)?;
     let tags = super::tagging::from_header(input.tagging.as_deref())?;
     let acl = super::acl::object_acl_from_request(s, &bucket, &owner, input.acl.as_ref(), &req.headers)?;
-    let encryption = s.encryption_for_write(
-        &bucket,
-        &SseRequest {
-            server_side_encryption: input.server_side_encryption.as_ref(),
-            kms_key_id: input.ssekms_key_id.as_deref(),
-            customer: CustomerKeyHeaders {
-                algorithm: input.sse_customer_algorithm.as_deref(),
-                key: input.sse_customer_key.as_deref(),
-                key_md5: input.sse_customer_key_md5.as_deref(),
-            },
-        },
-        connection_is_secure(&req.extensions),
-    )?;
+    let encryption = s.encryption_for_write(&bucket, &sse_request!(input), connection_is_secure(&req.extensions))?;
     let sse = report(encryption.as_ref().map(|(e, _)| e));
     let id = BlobStore::new_id();
     let rec = UploadRecord {
@@ -164,15 +152,7 @@ pub async fn upload_part(s: &Strata, req: S3Request<UploadPartInput>) -> S3Resul
     check_part_number(input.part_number)?;
     let up = upload(s, &input.bucket, &input.key, &input.upload_id)?;
     // Parts are sealed with the upload's data key (SSE-C: each part request repeats the key).
-    let part_key = s.data_key_for_read(
-        up.encryption.as_ref(),
-        CustomerKeyHeaders {
-            algorithm: input.sse_customer_algorithm.as_deref(),
-            key: input.sse_customer_key.as_deref(),
-            key_md5: input.sse_customer_key_md5.as_deref(),
-        },
-        secure,
-    )?;
+    let part_key = s.data_key_for_read(up.encryption.as_ref(), customer_key_headers!(input), secure)?;
     if input.content_length.unwrap_or(0) as u64 > s.limits.max_object_size {
         return Err(s3_error!(
             EntityTooLarge,

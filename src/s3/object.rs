@@ -7,7 +7,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum::{self, Claimed};
 use super::conditional::{self, Conditions, Kind};
-use super::encryption::{connection_is_secure, report, CustomerKeyHeaders, SseRequest};
+use super::encryption::{connection_is_secure, customer_key_headers, report, sse_request};
 use super::errors::{ingest_error, store_error};
 use super::{caller, caller_or_anonymous, check_key, etag, object_headers, reported_version, Strata};
 use crate::store::blob::{Ingested, IngestedBody};
@@ -135,19 +135,7 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
     check_key(&input.key)?;
     let tags = super::tagging::from_header(input.tagging.as_deref())?;
     let acl = super::acl::object_acl_from_request(s, &bucket, &owner, input.acl.as_ref(), &req.headers)?;
-    let encryption = s.encryption_for_write(
-        &bucket,
-        &SseRequest {
-            server_side_encryption: input.server_side_encryption.as_ref(),
-            kms_key_id: input.ssekms_key_id.as_deref(),
-            customer: CustomerKeyHeaders {
-                algorithm: input.sse_customer_algorithm.as_deref(),
-                key: input.sse_customer_key.as_deref(),
-                key_md5: input.sse_customer_key_md5.as_deref(),
-            },
-        },
-        connection_is_secure(&req.extensions),
-    )?;
+    let encryption = s.encryption_for_write(&bucket, &sse_request!(input), connection_is_secure(&req.extensions))?;
     let user_metadata = s.user_metadata(input.metadata)?;
     if input.content_length.unwrap_or(0) as u64 > s.limits.max_object_size {
         return Err(s3_error!(
@@ -380,15 +368,7 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
     let input = req.input;
     let rec = s.object_at(&input.bucket, &input.key, input.version_id.as_deref())?;
     let bucket = s.bucket(&input.bucket)?;
-    let data_key = s.data_key_for_read(
-        rec.encryption.as_ref(),
-        CustomerKeyHeaders {
-            algorithm: input.sse_customer_algorithm.as_deref(),
-            key: input.sse_customer_key.as_deref(),
-            key_md5: input.sse_customer_key_md5.as_deref(),
-        },
-        secure,
-    )?;
+    let data_key = s.data_key_for_read(rec.encryption.as_ref(), customer_key_headers!(input), secure)?;
     let sse = report(rec.encryption.as_ref());
     conditional::check(
         &Conditions {
@@ -453,15 +433,7 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Res
     let rec = s.object_at(&input.bucket, &input.key, input.version_id.as_deref())?;
     let bucket = s.bucket(&input.bucket)?;
     // Checks SSE-C headers as GET does (HEAD of an SSE-C object needs the key too).
-    s.data_key_for_read(
-        rec.encryption.as_ref(),
-        CustomerKeyHeaders {
-            algorithm: input.sse_customer_algorithm.as_deref(),
-            key: input.sse_customer_key.as_deref(),
-            key_md5: input.sse_customer_key_md5.as_deref(),
-        },
-        secure,
-    )?;
+    s.data_key_for_read(rec.encryption.as_ref(), customer_key_headers!(input), secure)?;
     let sse = report(rec.encryption.as_ref());
     conditional::check(
         &Conditions {
