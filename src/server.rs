@@ -216,6 +216,13 @@ fn request_bucket(req: &http::Request<Incoming>, domain: Option<&str>) -> Option
     (!bucket.is_empty()).then_some(bucket)
 }
 
+/// The CORS rules of the bucket a request addresses, if it has any.
+fn bucket_cors_rules(front: &Front, req: &http::Request<Incoming>) -> Option<Vec<crate::cors::CorsRule>> {
+    request_bucket(req, front.domain.as_deref())
+        .and_then(|b| front.store.meta.bucket(&b).ok().flatten())
+        .and_then(|b| b.cors)
+}
+
 fn header_str<'a>(req: &'a http::Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -233,9 +240,7 @@ fn preflight(front: &Front, req: &http::Request<Incoming>) -> Option<http::Respo
         e.to_http_response()
             .unwrap_or_else(|_| plain(http::StatusCode::FORBIDDEN, "CORS request not allowed\n"))
     };
-    let rules = request_bucket(req, front.domain.as_deref())
-        .and_then(|b| front.store.meta.bucket(&b).ok().flatten())
-        .and_then(|b| b.cors);
+    let rules = bucket_cors_rules(front, req);
     let Some(rules) = rules else {
         return Some(forbidden(crate::cors::cors_not_enabled()));
     };
@@ -252,9 +257,7 @@ fn preflight(front: &Front, req: &http::Request<Incoming>) -> Option<http::Respo
 /// The CORS headers an actual (non-preflight) cross-origin request gets, errors included.
 fn cors_headers(front: &Front, req: &http::Request<Incoming>) -> Option<crate::cors::CorsHeaders> {
     let origin = header_str(req, "origin")?;
-    let rules = request_bucket(req, front.domain.as_deref())
-        .and_then(|b| front.store.meta.bucket(&b).ok().flatten())
-        .and_then(|b| b.cors)?;
+    let rules = bucket_cors_rules(front, req)?;
     crate::cors::actual(&rules, origin, req.method().as_str())
 }
 

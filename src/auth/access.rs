@@ -201,6 +201,14 @@ impl Authorizer {
         access_key == self.root_access_key
     }
 
+    /// A bucket's record for an access decision; a store failure is an InternalError.
+    fn bucket_record(&self, name: &str) -> S3Result<Option<BucketRecord>> {
+        self.meta.bucket(name).map_err(|e| {
+            tracing::error!(error = %e, "bucket lookup failed during authorization");
+            s3_error!(InternalError)
+        })
+    }
+
     /// The Block Public Access settings in force for `bucket`.
     pub fn public_access_block(&self, bucket: &BucketRecord) -> PublicAccessBlock {
         bucket
@@ -244,8 +252,9 @@ impl Authorizer {
             },
             None => None,
         };
-        let username = caller.and_then(|k| self.meta.key(k).ok().flatten()).map(|r| r.name);
         let verdict = policy.as_ref().map(|p| {
+            // aws:username is the caller's key name: one more read, only when a policy exists.
+            let username = caller.and_then(|k| self.meta.key(k).ok().flatten()).map(|r| r.name);
             p.evaluate(
                 &PolicyRequest {
                     principal: caller,
@@ -298,13 +307,8 @@ impl Authorizer {
         key: &str,
         src: &ObjectRecord,
     ) -> S3Result<()> {
-        let rec = match self.meta.bucket(bucket) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Err(s3_error!(NoSuchBucket, "The specified bucket does not exist")),
-            Err(e) => {
-                tracing::error!(error = %e, "bucket lookup failed during authorization");
-                return Err(s3_error!(InternalError));
-            }
+        let Some(rec) = self.bucket_record(bucket)? else {
+            return Err(s3_error!(NoSuchBucket, "The specified bucket does not exist"));
         };
         let target = Target {
             bucket_name: bucket,
@@ -353,13 +357,8 @@ impl Authorizer {
             req.input.acl = pinned.map(s3s::dto::ObjectCannedACL::from);
         }
         let facts = RequestFacts::of(req);
-        let bucket = match self.meta.bucket(&req.input.bucket) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, "bucket lookup failed during authorization");
-                return Err(s3_error!(InternalError));
-            }
+        let Some(bucket) = self.bucket_record(&req.input.bucket)? else {
+            return Ok(());
         };
         let target = Target {
             bucket_name: &req.input.bucket,
@@ -421,14 +420,9 @@ impl S3Access for Authorizer {
             // Any signed caller may create a bucket; the handler answers BucketAlreadyExists.
             return if access_key.is_some() { Ok(()) } else { Err(denied()) };
         }
-        let bucket = match self.meta.bucket(&bucket_name) {
-            Ok(Some(b)) => b,
+        let Some(bucket) = self.bucket_record(&bucket_name)? else {
             // Let the handler answer NoSuchBucket.
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, "bucket lookup failed during authorization");
-                return Err(s3_error!(InternalError));
-            }
+            return Ok(());
         };
         if op == "DeleteObjects" {
             // Decided key by key in the handler, each refusal reported as that key's error.

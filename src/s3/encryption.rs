@@ -235,23 +235,18 @@ impl Strata {
         secure: bool,
     ) -> S3Result<Option<Key256>> {
         let given = parse_customer_key(customer, secure)?;
+        let is_customer_keyed = enc.is_some_and(|e| matches!(e.kind, SseKind::Customer { .. }));
+        if given.is_some() && !is_customer_keyed {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The encryption parameters are not applicable to this object."
+            ));
+        }
         let Some(enc) = enc else {
-            if given.is_some() {
-                return Err(s3_error!(
-                    InvalidRequest,
-                    "The encryption parameters are not applicable to this object."
-                ));
-            }
             return Ok(None);
         };
         let key = match &enc.kind {
             SseKind::S3 => {
-                if given.is_some() {
-                    return Err(s3_error!(
-                        InvalidRequest,
-                        "The encryption parameters are not applicable to this object."
-                    ));
-                }
                 let master = self
                     .keyring
                     .master(enc.master_id.as_deref().unwrap_or_default())
@@ -259,12 +254,6 @@ impl Strata {
                 master.unwrap_key(&enc.wrapped_key)
             }
             SseKind::Kms { key_id } => {
-                if given.is_some() {
-                    return Err(s3_error!(
-                        InvalidRequest,
-                        "The encryption parameters are not applicable to this object."
-                    ));
-                }
                 let kek = self.keyring.kms_key(key_id).map_err(keyring_error)?;
                 kek.unwrap_key(&enc.wrapped_key)
             }

@@ -318,9 +318,23 @@ impl Keyring {
     }
 
     fn anything_sealed_by_a_master(&self) -> Result<bool, KeyringError> {
-        if !self.meta.kms_keys_raw()?.is_empty() {
+        Ok(!self.meta.kms_keys_raw()?.is_empty() || self.any_data_key(|e| e.kind == SseKind::S3)?)
+    }
+
+    fn still_sealed_by_old(&self, new_id: &str) -> Result<bool, KeyringError> {
+        if self.any_data_key(|e| e.kind == SseKind::S3 && e.master_id.as_deref() != Some(new_id))? {
             return Ok(true);
         }
+        for (_, raw) in self.meta.kms_keys_raw()? {
+            if decode::<KmsKeyRecord>(&raw)?.master_id != new_id {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Does any stored object, version or pending upload have a sealed data key matching `pred`?
+    fn any_data_key(&self, pred: impl Fn(&ObjectEncryption) -> bool) -> Result<bool, KeyringError> {
         for tree in self.meta.encrypted_record_trees() {
             for item in tree.iter() {
                 let (_, v) = item.map_err(StoreError::from)?;
@@ -329,35 +343,9 @@ impl Keyring {
                 } else {
                     decode::<ObjectRecord>(&v)?.encryption
                 };
-                if enc.is_some_and(|e| e.kind == SseKind::S3) {
+                if enc.as_ref().is_some_and(&pred) {
                     return Ok(true);
                 }
-            }
-        }
-        Ok(false)
-    }
-
-    fn still_sealed_by_old(&self, new_id: &str) -> Result<bool, KeyringError> {
-        let old = |enc: &Option<ObjectEncryption>| {
-            enc.as_ref()
-                .is_some_and(|e| e.kind == SseKind::S3 && e.master_id.as_deref() != Some(new_id))
-        };
-        for tree in self.meta.encrypted_record_trees() {
-            for item in tree.iter() {
-                let (_, v) = item.map_err(StoreError::from)?;
-                let stale = if tree.name() == b"uploads" {
-                    old(&decode::<UploadRecord>(&v)?.encryption)
-                } else {
-                    old(&decode::<ObjectRecord>(&v)?.encryption)
-                };
-                if stale {
-                    return Ok(true);
-                }
-            }
-        }
-        for (_, raw) in self.meta.kms_keys_raw()? {
-            if decode::<KmsKeyRecord>(&raw)?.master_id != new_id {
-                return Ok(true);
             }
         }
         Ok(false)

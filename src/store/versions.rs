@@ -28,12 +28,6 @@ fn versions_prefix(bucket: &str, key: &str) -> Vec<u8> {
     k
 }
 
-/// A version's position in write order. Records from before versioning existed have no
-/// sequence number; they are older than anything written since.
-fn seq_of(rec: &ObjectRecord) -> u64 {
-    rec.seq
-}
-
 /// What a versioned write or delete changed.
 #[derive(Debug, Default)]
 pub struct VersionChange {
@@ -429,7 +423,8 @@ fn demote<E>(
         retired.push(old);
         return Ok(());
     }
-    let seq = seq_of(&old);
+    // Records from before versioning have seq 0: they sort as the oldest version.
+    let seq = old.seq;
     let value = encode(&old).map_err(|e| abort(e.into()))?;
     versions.insert(version_key(bucket, key, seq), value)?;
     if !old.versioned {
