@@ -25,6 +25,7 @@ mod objects;
 mod principals;
 mod restart;
 mod security;
+mod storage_classes;
 mod tls;
 mod transforms;
 mod versioning;
