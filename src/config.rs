@@ -442,6 +442,32 @@ mod tests {
     }
 
     #[test]
+    fn metrics_settings_and_token_requirement() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("strata.toml");
+        assert_eq!(Config::default().metrics.auth, MetricsAuth::Loopback);
+        assert_eq!(Config::default().metrics.usage_refresh_secs, 60);
+        std::fs::write(&path, "[metrics]\nauth = \"token\"\n").expect("write");
+        assert!(
+            Config::load(Some(&path), Overrides::default()).is_err(),
+            "token auth without a token"
+        );
+        std::fs::write(
+            &path,
+            "[metrics]\nauth = \"token\"\nbearer_token = \"t\"\nusage_refresh_secs = 5\n",
+        )
+        .expect("write");
+        let cfg = Config::load(Some(&path), Overrides::default()).expect("load");
+        assert_eq!(cfg.metrics.auth, MetricsAuth::Token);
+        assert_eq!(cfg.metrics.usage_refresh_secs, 5);
+        std::fs::write(&path, "[metrics]\nauth = \"open\"\n").expect("write");
+        assert!(
+            Config::load(Some(&path), Overrides::default()).is_err(),
+            "unknown auth mode"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("strata.toml");

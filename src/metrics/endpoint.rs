@@ -49,15 +49,15 @@ impl Endpoint {
     }
 }
 
-/// Whether a request may read the metrics, or the refusal to send.
-fn admit(cfg: &MetricsConfig, peer: SocketAddr, headers: &http::HeaderMap) -> Result<(), http::Response<Body>> {
+/// The refusal to send when a request may not read the metrics (`None`: it may).
+fn refusal(cfg: &MetricsConfig, peer: SocketAddr, headers: &http::HeaderMap) -> Option<http::Response<Body>> {
     match cfg.auth {
-        MetricsAuth::Public => Ok(()),
+        MetricsAuth::Public => None,
         MetricsAuth::Loopback => {
             if peer.ip().to_canonical().is_loopback() {
-                Ok(())
+                None
             } else {
-                Err(text(
+                Some(text(
                     http::StatusCode::FORBIDDEN,
                     "metrics are served to loopback clients only (see [metrics] auth)\n",
                 ))
@@ -71,14 +71,14 @@ fn admit(cfg: &MetricsConfig, peer: SocketAddr, headers: &http::HeaderMap) -> Re
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim);
             match given {
-                Some(t) if !expected.is_empty() && constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
+                Some(t) if !expected.is_empty() && constant_time_eq(t.as_bytes(), expected.as_bytes()) => None,
                 _ => {
                     let mut resp = text(http::StatusCode::UNAUTHORIZED, "a valid bearer token is required\n");
                     resp.headers_mut().insert(
                         http::header::WWW_AUTHENTICATE,
                         http::HeaderValue::from_static("Bearer realm=\"strata-metrics\""),
                     );
-                    Err(resp)
+                    Some(resp)
                 }
             }
         }
@@ -110,7 +110,7 @@ impl Endpoint {
         method: &http::Method,
         headers: &http::HeaderMap,
     ) -> http::Response<Body> {
-        if let Err(refused) = admit(&self.cfg, peer, headers) {
+        if let Some(refused) = refusal(&self.cfg, peer, headers) {
             return refused;
         }
         if method != http::Method::GET && method != http::Method::HEAD {
@@ -143,9 +143,9 @@ mod tests {
             );
         }
         let peer: SocketAddr = peer.parse().expect("addr");
-        match admit(cfg, peer, &h) {
-            Ok(()) => 200,
-            Err(r) => r.status().as_u16(),
+        match refusal(cfg, peer, &h) {
+            None => 200,
+            Some(r) => r.status().as_u16(),
         }
     }
 

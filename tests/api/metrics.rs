@@ -17,6 +17,9 @@ struct Sample {
     value: f64,
 }
 
+/// A series' labels other than `le`, in order.
+type Labels = Vec<(String, String)>;
+
 /// A parsed Prometheus text exposition (format 0.0.4).
 #[derive(Debug)]
 struct Exposition {
@@ -152,7 +155,7 @@ impl Exposition {
                 continue;
             }
             let bucket = format!("{family}_bucket");
-            let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+            let mut series: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
             for s in self.samples.iter().filter(|s| s.name == bucket) {
                 let le = s.labels.get("le").unwrap_or_else(|| panic!("{bucket} without le"));
                 let le: f64 = if le == "+Inf" {
@@ -160,7 +163,7 @@ impl Exposition {
                 } else {
                     le.parse().expect("le")
                 };
-                let key: Vec<(String, String)> = s
+                let key: Labels = s
                     .labels
                     .iter()
                     .filter(|(k, _)| *k != "le")
