@@ -482,3 +482,42 @@ async fn default_auth_serves_loopback_and_labels_our_endpoints() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_errors_and_cache_evictions_are_counted() {
+    // A cache smaller than any derivative: each one stored is evicted at once.
+    let server = TestServer::start_with(config("[transform]\ncache_max_bytes = 64\n"));
+    let client = server.client();
+    let bucket = new_bucket(&client, "evict").await;
+    put(&client, &bucket, "photo.png", image("coffee-600x400.png")).await;
+    // A PNG signature (so the sniff accepts it) followed by garbage: the pipeline fails.
+    let mut broken = b"\x89PNG\r\n\x1a\n".to_vec();
+    broken.extend(random_bytes(3000, 5));
+    put(&client, &bucket, "broken.png", broken).await;
+    let before = scrape(&server).await;
+
+    for w in [100, 110] {
+        let r = SignedRequest::new("GET", format!("/{bucket}/photo.png?w={w}&f=webp"))
+            .send(&server)
+            .await;
+        assert_eq!((r.status, r.header("x-strata-cache")), (200, Some("miss")));
+    }
+    let bad = SignedRequest::new("GET", format!("/{bucket}/broken.png?w=100"))
+        .send(&server)
+        .await;
+    assert!((400..500).contains(&bad.status), "{} {}", bad.status, bad.text());
+
+    let after = scrape(&server).await;
+    let delta = |name: &str, labels: &[(&str, &str)]| after.count(name, labels) - before.count(name, labels);
+    assert_eq!(delta("strata_derivative_cache_evictions_total", &[]), 2.0);
+    assert_eq!(after.count("strata_derivative_cache_entries", &[]), 0.0);
+    assert_eq!(delta("strata_transform_total", &[("result", "ok")]), 2.0);
+    assert_eq!(delta("strata_transform_total", &[("result", "error")]), 1.0);
+    assert_eq!(delta("strata_transform_duration_seconds_count", &[]), 3.0);
+    assert_eq!(delta("strata_derivative_cache_misses_total", &[]), 3.0);
+    let status = bad.status.to_string();
+    assert_eq!(
+        delta("strata_requests_total", &[("op", "GetObject"), ("status", &status)]),
+        1.0
+    );
+}
