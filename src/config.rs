@@ -34,6 +34,42 @@ pub struct Config {
     pub encryption: EncryptionConfig,
     pub tls: TlsConfig,
     pub storage: StorageConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Who may read `/_strata/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAuth {
+    /// Peers on 127.0.0.0/8 or ::1 only; others get 403.
+    #[default]
+    Loopback,
+    /// `Authorization: Bearer <metrics.bearer_token>` required, from anywhere.
+    Token,
+    /// Anyone who can reach the port.
+    Public,
+}
+
+/// The Prometheus endpoint `/_strata/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub auth: MetricsAuth,
+    /// The token for `auth = "token"` (env `STRATA_METRICS_BEARER_TOKEN`).
+    pub bearer_token: Option<String>,
+    /// Per-bucket usage gauges come from a scan of the metadata; scrapes within this many
+    /// seconds of the last scan reuse its results.
+    pub usage_refresh_secs: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            auth: MetricsAuth::Loopback,
+            bearer_token: None,
+            usage_refresh_secs: 60,
+        }
+    }
 }
 
 /// Where the colder storage classes keep their bytes.
@@ -204,6 +240,8 @@ pub struct Limits {
     pub deleted_blob_grace_secs: u64,
     /// Memory for sled's page cache (metadata and inline small objects).
     pub metadata_cache_bytes: u64,
+    /// Versions removed per metadata transaction by `strata bucket delete --force`.
+    pub bucket_delete_batch: usize,
 }
 
 impl Default for Limits {
@@ -220,6 +258,7 @@ impl Default for Limits {
             max_post_object_bytes: 64 * 1024 * 1024,
             deleted_blob_grace_secs: 5,
             metadata_cache_bytes: 64 * 1024 * 1024,
+            bucket_delete_batch: 1000,
         }
     }
 }
@@ -242,6 +281,7 @@ impl Default for Config {
             encryption: EncryptionConfig::default(),
             tls: TlsConfig::default(),
             storage: StorageConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -312,6 +352,9 @@ impl Config {
         if let Ok(v) = std::env::var("STRATA_MASTER_KEY_FILE") {
             cfg.encryption.master_key_file = Some(PathBuf::from(v));
         }
+        if let Ok(v) = std::env::var("STRATA_METRICS_BEARER_TOKEN") {
+            cfg.metrics.bearer_token = Some(v);
+        }
         if let Ok(v) = std::env::var("STRATA_ROOT_ACCESS_KEY") {
             cfg.credentials.access_key = Some(v);
         }
@@ -334,6 +377,9 @@ impl Config {
         }
         if self.limits.inline_max_bytes > 1024 * 1024 {
             anyhow::bail!("limits.inline_max_bytes must be at most 1 MiB");
+        }
+        if self.metrics.auth == MetricsAuth::Token && self.metrics.bearer_token.as_deref().unwrap_or("").is_empty() {
+            anyhow::bail!("metrics.auth = \"token\" needs metrics.bearer_token (or STRATA_METRICS_BEARER_TOKEN)");
         }
         let tls = &self.tls;
         if tls.cert.is_some() != tls.key.is_some() {
@@ -415,6 +461,32 @@ mod tests {
             std::fs::write(&path, toml).expect("write");
             assert!(Config::load(Some(&path), Overrides::default()).is_err(), "{toml}");
         }
+    }
+
+    #[test]
+    fn metrics_settings_and_token_requirement() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("strata.toml");
+        assert_eq!(Config::default().metrics.auth, MetricsAuth::Loopback);
+        assert_eq!(Config::default().metrics.usage_refresh_secs, 60);
+        std::fs::write(&path, "[metrics]\nauth = \"token\"\n").expect("write");
+        assert!(
+            Config::load(Some(&path), Overrides::default()).is_err(),
+            "token auth without a token"
+        );
+        std::fs::write(
+            &path,
+            "[metrics]\nauth = \"token\"\nbearer_token = \"t\"\nusage_refresh_secs = 5\n",
+        )
+        .expect("write");
+        let cfg = Config::load(Some(&path), Overrides::default()).expect("load");
+        assert_eq!(cfg.metrics.auth, MetricsAuth::Token);
+        assert_eq!(cfg.metrics.usage_refresh_secs, 5);
+        std::fs::write(&path, "[metrics]\nauth = \"open\"\n").expect("write");
+        assert!(
+            Config::load(Some(&path), Overrides::default()).is_err(),
+            "unknown auth mode"
+        );
     }
 
     #[test]

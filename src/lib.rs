@@ -2,11 +2,14 @@
 //! See ARCHITECTURE.md for the map of modules and how a request flows through them.
 
 pub mod admin;
+pub mod admin_buckets;
 pub mod admin_client;
 pub mod auth;
+pub mod cli_bucket;
 pub mod config;
 pub mod cors;
 pub mod derivative;
+pub mod metrics;
 pub mod s3;
 pub mod server;
 pub mod store;

@@ -25,6 +25,9 @@ enum Command {
     /// Manage access keys (principals).
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage buckets through a running server's admin API.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
     /// Check the data dir offline: every object's blobs exist with the recorded size; remove
     /// unreferenced blobs. Exits non-zero when problems are found.
     Fsck(DataArgs),
@@ -121,6 +124,39 @@ struct KeyTarget {
 }
 
 #[derive(Subcommand)]
+enum BucketCommand {
+    /// List every bucket with its owner, creation time, versioning, objects and size.
+    List {
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+    /// Create a bucket, owned by the root key or by --owner.
+    Create {
+        name: String,
+        /// The access key id that owns the bucket (default: the root key).
+        #[arg(long, value_name = "ACCESS_KEY_ID")]
+        owner: Option<String>,
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+    /// Delete an empty bucket; with --force, first delete every object version, delete
+    /// marker and incomplete multipart upload in it.
+    Delete {
+        name: String,
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+    /// Objects, bytes, noncurrent versions and incomplete uploads of one bucket, or of all.
+    Usage {
+        name: Option<String>,
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeyCommand {
     /// Create an access key; prints AccessKeyId and SecretAccessKey.
     Create {
@@ -175,6 +211,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Key(cmd) => key(cmd),
+        Command::Bucket(cmd) => bucket(cmd),
         Command::Fsck(args) => fsck(args),
         Command::Scrub(args) => scrub(args),
         Command::Kms(cmd) => kms(cmd),
@@ -354,6 +391,29 @@ fn key(cmd: KeyCommand) -> anyhow::Result<std::process::ExitCode> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(key_online(&client, op))
+}
+
+fn bucket(cmd: BucketCommand) -> anyhow::Result<std::process::ExitCode> {
+    use strata::cli_bucket::BucketOp;
+    let (op, target) = match cmd {
+        BucketCommand::List { target } => (BucketOp::List, target),
+        BucketCommand::Create { name, owner, target } => (BucketOp::Create { name, owner }, target),
+        BucketCommand::Delete { name, force, target } => (BucketOp::Delete { name, force }, target),
+        BucketCommand::Usage { name, target } => (BucketOp::Usage { name }, target),
+    };
+    let cfg = load_config(target.data.config.as_deref(), target.data.data.clone())?;
+    let endpoint = target.endpoint.unwrap_or_else(|| {
+        let scheme = if cfg.tls.files().is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", cfg.listen)
+    });
+    let client = strata::admin_client::AdminClient {
+        endpoint,
+        root: root_for_client(&cfg)?,
+        region: cfg.region.clone(),
+        ca_bundle: target.ca_bundle.or_else(|| cfg.tls.cert.clone()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(strata::cli_bucket::run(&client, op))
 }
 
 fn key_offline(meta: &strata::store::MetaStore, op: KeyOp) -> anyhow::Result<std::process::ExitCode> {

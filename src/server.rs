@@ -21,6 +21,7 @@ use crate::admin::{AdminRoute, StrataNames};
 use crate::auth::{Authorizer, KeyAuth, RootKey};
 use crate::config::Config;
 use crate::derivative::{DerivativeCache, Derivatives};
+use crate::metrics::body::{Counted, Direction};
 use crate::s3::Strata;
 use crate::store::Store;
 
@@ -40,19 +41,20 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
     });
     let cache = DerivativeCache::open(&cfg.data_dir, cfg.transform.cache_max_bytes)
         .map_err(|e| anyhow::anyhow!("cannot open the derivative cache: {e}"))?;
-    let derivatives = Derivatives::new(
+    crate::metrics::global().watch_cache(cache.clone());
+    let derivatives = Arc::new(Derivatives::new(
         cache,
         cfg.transform.memory_cache_bytes,
         cfg.transform.worker_count(),
         cfg.transform.queue,
         cfg.transform.limits(),
-    );
+    ));
     let strata = Strata {
         store: store.clone(),
         limits: cfg.limits.clone(),
         region: cfg.region.clone(),
         authz: authz.clone(),
-        derivatives: Arc::new(derivatives),
+        derivatives: derivatives.clone(),
         transform: cfg.transform.clone(),
         keyring: crate::store::keyring::Keyring::open(&cfg.master_key_path(), store.meta.clone())
             .map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -67,6 +69,13 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
     b.set_route(AdminRoute {
         meta: store.meta.clone(),
         root_access_key: root.access_key.clone(),
+        buckets: crate::admin_buckets::BucketAdmin {
+            store: store.clone(),
+            derivatives,
+            region: cfg.region.clone(),
+            root_access_key: root.access_key.clone(),
+            delete_batch: cfg.limits.bucket_delete_batch,
+        },
     });
     b.set_validation(StrataNames);
     if let Some(domain) = &cfg.domain {
@@ -88,6 +97,11 @@ struct SharedAuthorizer(Arc<Authorizer>);
 #[async_trait::async_trait]
 impl s3s::access::S3Access for SharedAuthorizer {
     async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        // s3s names the operation only here: hand it to the request wrapper for metrics.
+        let op = crate::metrics::intern_op(cx.s3_op().name());
+        if let Some(slot) = cx.extensions_mut().get::<crate::metrics::OpSlot>() {
+            slot.set(op);
+        }
         self.0.check(cx).await
     }
 
@@ -200,6 +214,8 @@ struct Front {
     /// A plain listener with `tls.redirect_http`: every request is redirected to this port
     /// on https.
     redirect_to_port: Option<u16>,
+    /// `/_strata/metrics`.
+    metrics: Arc<crate::metrics::endpoint::Endpoint>,
 }
 
 /// The bucket a request addresses (virtual-hosted or path style), for CORS.
@@ -329,6 +345,7 @@ async fn respond(
     });
     match req.uri().path() {
         "/_strata/health" => plain(http::StatusCode::OK, "ok\n"),
+        crate::metrics::endpoint::PATH => front.metrics.serve(peer, req.method(), req.headers()).await,
         "/_strata/ready" => {
             let ok = tokio::task::spawn_blocking(move || readiness(&store))
                 .await
@@ -339,7 +356,10 @@ async fn respond(
                 plain(http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }
         }
-        _ => match service.call(req.map(Body::from)).await {
+        _ => match service
+            .call(req.map(|b| Body::http_body(Counted::new(b, Direction::Received))))
+            .await
+        {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::error!(error = ?e, "request failed without an S3 response");
@@ -413,6 +433,10 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
         out.flush()?;
     }
     tracing::info!(%addr, tls = tls.is_some(), data_dir = %cfg.data_dir.display(), "strata is serving");
+    let metrics = Arc::new(crate::metrics::endpoint::Endpoint::new(
+        cfg.metrics.clone(),
+        store.meta.clone(),
+    ));
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -456,11 +480,12 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
             domain: cfg.domain.clone(),
             secure: matches!(kind, Kind::Tls(_)),
             redirect_to_port: None,
+            metrics: metrics.clone(),
         };
         if let Kind::Redirect(port) = kind {
             front.redirect_to_port = Some(port);
         }
-        let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             let service = service.clone();
             let front = front.clone();
             async move {
@@ -468,7 +493,15 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                 let started = std::time::Instant::now();
                 let method = req.method().clone();
                 let path = req.uri().path().to_string();
+                let op_slot = crate::metrics::OpSlot::default();
+                let fallback_op = crate::metrics::fallback_op(&method, &path, req.headers());
+                req.extensions_mut().insert(op_slot.clone());
                 let mut resp = route(service, front, peer, req).await;
+                crate::metrics::global().request(
+                    op_slot.get().unwrap_or(fallback_op),
+                    resp.status().as_u16(),
+                    started.elapsed(),
+                );
                 if let Ok(v) = http::HeaderValue::from_str(&request_id) {
                     resp.headers_mut().insert("x-amz-request-id", v);
                 }
@@ -481,7 +514,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                     status = resp.status().as_u16(),
                     micros = started.elapsed().as_micros() as u64,
                 );
-                Ok::<_, Infallible>(resp)
+                Ok::<_, Infallible>(resp.map(|b| Counted::new(b, Direction::Sent)))
             }
         });
         let watcher = graceful.watcher();

@@ -229,6 +229,7 @@ impl DerivativeCache {
             }
             out
         };
+        crate::metrics::global().cache_evicted(victims.len() as u64);
         for (s, d) in victims {
             let _ = std::fs::remove_file(self.path(&s, &d));
         }

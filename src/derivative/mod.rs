@@ -15,6 +15,7 @@ use bytes::Bytes;
 use crate::store::crypto::Key256;
 use tokio::sync::OnceCell;
 
+use crate::metrics::TransformResult;
 use crate::transform::{self, Spec, TransformError};
 pub use cache::{derivative_id, source_id, Derivative, DerivativeCache};
 use pool::{PoolError, TransformPool};
@@ -100,10 +101,12 @@ impl Derivatives {
         Fut: Future<Output = Result<Bytes, DerivativeError>>,
     {
         if let Some(d) = self.hot.get(der) {
+            crate::metrics::global().cache_lookup(true);
             return Ok((d, true));
         }
         if let Some(d) = self.cached(src, der, seal).await {
             self.hot.put(src, &d);
+            crate::metrics::global().cache_lookup(true);
             return Ok((d, true));
         }
         let flight: Flight = {
@@ -126,6 +129,7 @@ impl Derivatives {
         }
         // Waiters of someone else's flight got it from "cache" in effect; report a miss only
         // for the request that did the work.
+        crate::metrics::global().cache_lookup(!made_here);
         result.map(|d| (d, !made_here))
     }
 
@@ -148,15 +152,33 @@ impl Derivatives {
         let source = load_source().await?;
         let spec2 = spec.clone();
         let limits = self.limits.clone();
-        let out = self
+        let ran = self
             .pool
-            .run(move || transform::run(&source, &spec2, &limits))
-            .await
-            .map_err(|e| match e {
-                PoolError::Busy => DerivativeError::Busy,
-                PoolError::Failed(m) => DerivativeError::Internal(m),
-            })?
-            .map_err(DerivativeError::Transform)?;
+            .run(move || {
+                // Timed on the worker: queue wait is not pipeline time.
+                let started = std::time::Instant::now();
+                (transform::run(&source, &spec2, &limits), started.elapsed())
+            })
+            .await;
+        let metrics = crate::metrics::global();
+        let out = match ran {
+            Ok((Ok(out), took)) => {
+                metrics.transform(TransformResult::Ok, Some(took));
+                out
+            }
+            Ok((Err(e), took)) => {
+                metrics.transform(TransformResult::Error, Some(took));
+                return Err(DerivativeError::Transform(e));
+            }
+            Err(PoolError::Busy) => {
+                metrics.transform(TransformResult::RejectedBusy, None);
+                return Err(DerivativeError::Busy);
+            }
+            Err(PoolError::Failed(m)) => {
+                metrics.transform(TransformResult::Error, None);
+                return Err(DerivativeError::Internal(m));
+            }
+        };
         let content_type = out.format.content_type().to_string();
         let cache = self.cache.clone();
         // Derivatives of encrypted originals are stored encrypted too.

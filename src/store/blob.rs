@@ -346,15 +346,19 @@ impl BlobStore {
         }
         let paths: Vec<PathBuf> = blobs.iter().map(|b| self.blob_path(b)).collect();
         let grace = self.delete_grace;
+        let metrics = crate::metrics::global();
+        metrics.gc_queued(paths.len() as u64);
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             let _ = tokio::task::spawn_blocking(move || {
                 for p in paths {
-                    if let Err(e) = fs::remove_file(&p) {
+                    let removed = fs::remove_file(&p);
+                    if let Err(e) = &removed {
                         if e.kind() != io::ErrorKind::NotFound {
                             tracing::warn!(path = %p.display(), error = %e, "could not remove blob");
                         }
                     }
+                    metrics.gc_done(removed.is_ok());
                 }
             })
             .await;

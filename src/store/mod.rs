@@ -14,9 +14,11 @@ pub mod faults;
 pub mod fsck;
 pub mod keyring;
 pub mod meta;
+pub mod purge;
 pub mod records;
 pub mod scrub;
 pub mod tiering;
+pub mod usage;
 pub mod versions;
 
 use std::collections::HashSet;

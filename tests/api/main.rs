@@ -7,6 +7,7 @@
 mod common;
 
 mod access_control;
+mod admin_buckets;
 mod auth;
 mod bitrot;
 mod buckets;
@@ -20,6 +21,7 @@ mod encryption;
 mod errors;
 mod kill_cycles;
 mod list;
+mod metrics;
 mod multipart;
 mod objects;
 mod principals;
