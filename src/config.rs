@@ -33,6 +33,32 @@ pub struct Config {
     pub transform: TransformConfig,
     pub encryption: EncryptionConfig,
     pub tls: TlsConfig,
+    pub website: WebsiteEndpointConfig,
+}
+
+/// Static website hosting (`[website]`): where website requests arrive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebsiteEndpointConfig {
+    /// A request on the main listener whose Host is `<bucket>.<domain>[:port]` is a website
+    /// request. Empty: no host-based website requests. (`*.localhost` resolves to loopback in
+    /// browsers and curl, so the default works locally without DNS.)
+    pub domain: String,
+    /// A separate listener where every request is a website request (bucket = the Host's
+    /// first label, or what precedes `.<domain>`).
+    pub listen: Option<SocketAddr>,
+    /// Routing rules a website configuration may have (S3: 50).
+    pub max_routing_rules: usize,
+}
+
+impl Default for WebsiteEndpointConfig {
+    fn default() -> Self {
+        Self {
+            domain: "s3-website.localhost".to_string(),
+            listen: None,
+            max_routing_rules: 50,
+        }
+    }
 }
 
 /// Encryption at rest.
@@ -231,6 +257,7 @@ impl Default for Config {
             transform: TransformConfig::default(),
             encryption: EncryptionConfig::default(),
             tls: TlsConfig::default(),
+            website: WebsiteEndpointConfig::default(),
         }
     }
 }
@@ -325,6 +352,16 @@ impl Config {
         }
         if tls.http_listen == Some(self.listen) && self.listen.port() != 0 {
             anyhow::bail!("tls.http_listen must differ from listen ({})", self.listen);
+        }
+        let website = &self.website;
+        if website.domain.starts_with('.') || website.domain.contains(['/', ':']) {
+            anyhow::bail!("website.domain must be a host name such as s3-website.localhost");
+        }
+        if !website.domain.is_empty() && self.domain.as_deref() == Some(website.domain.as_str()) {
+            anyhow::bail!("website.domain must differ from domain (the S3 API's virtual-host domain)");
+        }
+        if website.listen.is_some_and(|a| a == self.listen && a.port() != 0) {
+            anyhow::bail!("website.listen must differ from listen ({})", self.listen);
         }
         Ok(())
     }

@@ -28,3 +28,4 @@ mod security;
 mod tls;
 mod transforms;
 mod versioning;
+mod website;
