@@ -433,6 +433,34 @@ mod tests {
     }
 
     #[test]
+    fn website_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("strata.toml");
+        let defaults = Config::default().website;
+        assert_eq!(
+            (defaults.domain.as_str(), defaults.listen, defaults.max_routing_rules),
+            ("s3-website.localhost", None, 50)
+        );
+        std::fs::write(
+            &path,
+            "[website]\ndomain = \"sites.example\"\nlisten = \"127.0.0.1:9001\"\nmax_routing_rules = 10\n",
+        )
+        .expect("write");
+        let cfg = Config::load(Some(&path), Overrides::default()).expect("load");
+        assert_eq!(cfg.website.domain, "sites.example");
+        assert_eq!(cfg.website.listen.map(|a| a.port()), Some(9001));
+        assert_eq!(cfg.website.max_routing_rules, 10);
+        for bad in [
+            "domain = \"s3.example\"\n[website]\ndomain = \"s3.example\"\n",
+            "[website]\ndomain = \".example\"\n",
+            "listen = \"127.0.0.1:9000\"\n[website]\nlisten = \"127.0.0.1:9000\"\n",
+        ] {
+            std::fs::write(&path, bad).expect("write");
+            assert!(Config::load(Some(&path), Overrides::default()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("strata.toml");

@@ -2,15 +2,15 @@
 //! S3's validation errors, who may call it), then the website endpoint through plain HTTP
 //! with a `Host: <bucket>.s3-website.localhost` header: index documents, the `dir` → `dir/`
 //! redirect, error documents and S3's HTML error pages, private objects, redirect-all,
-//! routing rules, `x-amz-website-redirect-location`, HEAD, Range, conditionals, image
+//! routing rules, `x-amz-website-redirect-location`, HEAD, Range, conditionals, CORS, image
 //! transforms, and the S3 API still answering on the same port; a website-only listener.
 
 use std::path::PathBuf;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    Condition, ErrorDocument, IndexDocument, Protocol, PublicAccessBlockConfiguration, Redirect, RedirectAllRequestsTo,
-    RoutingRule, WebsiteConfiguration,
+    Condition, CorsConfiguration, CorsRule, ErrorDocument, IndexDocument, Protocol, PublicAccessBlockConfiguration,
+    Redirect, RedirectAllRequestsTo, RoutingRule, WebsiteConfiguration,
 };
 use aws_sdk_s3::Client;
 use image::GenericImageView;
@@ -417,6 +417,46 @@ async fn website_serves_index_directories_errors_and_objects() {
     let head_missing = web(&server, "HEAD", &bucket, "/nope.html", &[]).await;
     assert_eq!(head_missing.status, 404);
     assert!(head_missing.body.is_empty());
+
+    // The bucket's CORS rules apply to website responses too.
+    let cors_rule = CorsRule::builder()
+        .allowed_origins("https://app.example")
+        .allowed_methods("GET")
+        .build()
+        .expect("CORS rule");
+    ok(
+        client
+            .put_bucket_cors()
+            .bucket(&bucket)
+            .cors_configuration(
+                CorsConfiguration::builder()
+                    .cors_rules(cors_rule)
+                    .build()
+                    .expect("CORS"),
+            )
+            .send()
+            .await,
+        "PutBucketCors",
+    );
+    let cors = web(
+        &server,
+        "GET",
+        &bucket,
+        "/style.css",
+        &[("origin", "https://app.example")],
+    )
+    .await;
+    assert_eq!(cors.status, 200);
+    assert_eq!(cors.header("access-control-allow-origin"), Some("https://app.example"));
+    let other = web(
+        &server,
+        "GET",
+        &bucket,
+        "/style.css",
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert!(other.header("access-control-allow-origin").is_none());
 
     // An image transform on the website endpoint.
     let png = web_get(&server, &bucket, "/photo.jpg?w=100&f=png").await;
