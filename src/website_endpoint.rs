@@ -327,3 +327,33 @@ async fn serve_configured(
     }
     html_error(status, &code, &message, &details)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transform_parameters_reach_the_object_read() {
+        assert_eq!(transform_query(Some("w=100&f=png")), "w=100&f=png");
+        assert_eq!(
+            transform_query(Some("utm_source=x&w=120&versionId=abc&acl&f=png")),
+            "w=120&f=png"
+        );
+        assert_eq!(transform_query(Some("X-Amz-Signature=00&uploads")), "");
+        assert_eq!(transform_query(None), "");
+    }
+
+    #[test]
+    fn xml_errors_are_read_for_the_html_page() {
+        let mut e = s3s::S3Error::with_message(s3s::S3ErrorCode::NoSuchKey, "The key <x> does not exist.");
+        e.set_status_code(http::StatusCode::NOT_FOUND);
+        let resp = e.to_http_response().expect("error response");
+        assert_eq!(
+            xml_error(&resp),
+            ("NoSuchKey".to_string(), "The key <x> does not exist.".to_string())
+        );
+        let mut bare = http::Response::new(Body::empty());
+        *bare.status_mut() = http::StatusCode::FORBIDDEN;
+        assert_eq!(xml_error(&bare), ("Forbidden".to_string(), "Forbidden".to_string()));
+    }
+}
