@@ -384,6 +384,81 @@ def conditional_get():
                         "head_object IfMatch=<wrong etag>")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def website_get(bucket, path, method="GET"):
+    """An unsigned request to the website endpoint (Host: <bucket>.s3-website.localhost);
+    redirects are returned, not followed. Returns (status, headers, body)."""
+    port = urllib.parse.urlsplit(ENDPOINT).port
+    req = urllib.request.Request(ENDPOINT + path, method=method,
+                                 headers={"Host": f"{bucket}.s3-website.localhost:{port}"})
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(req, timeout=60) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+@suite.scenario
+def static_website_config_and_pages():
+    bucket = new_bucket("website")
+    expect_client_error(lambda: s3.get_bucket_website(Bucket=bucket), "NoSuchWebsiteConfiguration", 404)
+    config = {
+        "IndexDocument": {"Suffix": "index.html"},
+        "ErrorDocument": {"Key": "error.html"},
+        "RoutingRules": [{"Condition": {"KeyPrefixEquals": "old/"},
+                          "Redirect": {"ReplaceKeyPrefixWith": "new/", "HttpRedirectCode": "302"}}],
+    }
+    s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration=config)
+    got = s3.get_bucket_website(Bucket=bucket)
+    eq(got.get("IndexDocument"), config["IndexDocument"], "GetBucketWebsite IndexDocument")
+    eq(got.get("ErrorDocument"), config["ErrorDocument"], "GetBucketWebsite ErrorDocument")
+    eq(got.get("RoutingRules"), config["RoutingRules"], "GetBucketWebsite RoutingRules")
+    expect_client_error(lambda: s3.put_bucket_website(
+        Bucket=bucket, WebsiteConfiguration={"IndexDocument": {"Suffix": "a/b.html"}}), "InvalidArgument", 400)
+
+    for key, body in [("index.html", b"<h1>home</h1>"), ("docs/index.html", b"<h1>docs</h1>"),
+                      ("error.html", b"<h1>oops</h1>")]:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/html")
+    # Private (Block Public Access on, no policy): the website answers 403.
+    status, _, body = website_get(bucket, "/")
+    eq(status, 403, "website GET of a private bucket", extra=body)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False,
+        "BlockPublicPolicy": False, "RestrictPublicBuckets": False})
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                       "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    status, headers, body = website_get(bucket, "/")
+    eq((status, body), (200, b"<h1>home</h1>"), "website index at /")
+    eq(headers.get("Content-Type"), "text/html", "Content-Type of the index")
+    eq(website_get(bucket, "/docs/")[::2], (200, b"<h1>docs</h1>"), "index in a directory")
+    status, headers, _ = website_get(bucket, "/docs")
+    eq((status, headers.get("Location")), (302, "/docs/"), "directory without its slash")
+    eq(website_get(bucket, "/missing.html")[::2], (404, b"<h1>oops</h1>"), "error document with 404")
+    status, headers, _ = website_get(bucket, "/old/page.html")
+    port = urllib.parse.urlsplit(ENDPOINT).port
+    eq((status, headers.get("Location")), (302, f"http://{bucket}.s3-website.localhost:{port}/new/page.html"),
+       "routing rule redirect")
+    status, _, body = website_get(bucket, "/index.html", method="HEAD")
+    eq((status, body), (200, b""), "HEAD on the website")
+    eq(website_get(bucket, "/index.html", method="DELETE")[0], 405, "DELETE on the website")
+    eq(s3.get_object(Bucket=bucket, Key="index.html")["Body"].read(), b"<h1>home</h1>",
+       "the S3 API still serves the bucket")
+
+    s3.delete_bucket_website(Bucket=bucket)
+    expect_client_error(lambda: s3.get_bucket_website(Bucket=bucket), "NoSuchWebsiteConfiguration", 404)
+    status, _, body = website_get(bucket, "/")
+    eq(status, 404, "website after DeleteBucketWebsite")
+    check(b"<li>Code: NoSuchWebsiteConfiguration</li>" in body, "HTML error page names the code",
+          "NoSuchWebsiteConfiguration", body[:300])
+
+
 def _presign_roundtrip(client, want_sigv4):
     bucket = new_bucket("presign")
     data = os.urandom(3000)

@@ -442,6 +442,94 @@ def expect_client_error_code(fn, code, what):
     fail(what, f"ClientError {code}", f"success: {str(result)[:300]}")
 
 
+# --------------------------------------------------------------------------
+# a static website on the website endpoint (<bucket>.s3-website.localhost)
+# --------------------------------------------------------------------------
+
+SITE_INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>Strata site</title></head>
+<body style="background:#eee;font:14px sans-serif">
+<h1>Welcome</h1>
+<p><img id="photo" src="photo.jpg?w=120&amp;f=png" style="border:1px solid #888"></p>
+<p><a id="about" href="about/">About us</a></p>
+<pre id="result">pending</pre>
+<script>
+window.addEventListener('load', () => {
+  const img = document.getElementById('photo');
+  document.getElementById('result').textContent = JSON.stringify(
+    {title: document.title, complete: img.complete, w: img.naturalWidth, h: img.naturalHeight,
+     about: document.getElementById('about').href});
+});
+</script></body></html>"""
+
+SITE_ABOUT = """<!doctype html><html><head><meta charset="utf-8"><title>About</title></head>
+<body><h1>About this site</h1><pre id="where"></pre>
+<script>document.getElementById('where').textContent = location.pathname;</script></body></html>"""
+
+SITE_ERROR = """<!doctype html><html><head><meta charset="utf-8"><title>Not here</title></head>
+<body><h1 id="oops">Sorry, that page does not exist</h1></body></html>"""
+
+
+def dump_dom(url):
+    res = chromium(["--virtual-time-budget=15000", "--dump-dom", url])
+    check(res.returncode == 0 and "<html" in res.stdout, f"chromium loaded {url}", "a DOM dump",
+          res.stdout[-500:] + res.stderr[-1500:])
+    return res.stdout
+
+
+@suite.scenario
+def static_website_with_a_transformed_image():
+    check(os.path.exists(CHROMIUM), "chromium is installed", CHROMIUM, "missing (apt-get install chromium)")
+    bucket = suite.bucket_name("site")
+    s3.create_bucket(Bucket=bucket)
+    with open(os.path.join(IMAGES, "storm-1920x1280.jpg"), "rb") as f:
+        s3.put_object(Bucket=bucket, Key="photo.jpg", Body=f.read(), ContentType="image/jpeg")
+    for key, body in [("index.html", SITE_INDEX), ("about/index.html", SITE_ABOUT), ("error.html", SITE_ERROR)]:
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="text/html; charset=utf-8")
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PAB_OFF)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                       "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration={
+        "IndexDocument": {"Suffix": "index.html"}, "ErrorDocument": {"Key": "error.html"}})
+    port = urllib.parse.urlsplit(suite.endpoint).port
+    site = f"http://{bucket}.s3-website.localhost:{port}"
+
+    dom = dump_dom(site + "/")
+    m = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    check(m, "the index page was served and dumped", "<pre id=result>…</pre>", dom[-800:])
+    raw = html.unescape(m.group(1))
+    check(raw != "pending", "the index page's load handler ran", "JSON", raw)
+    got = json.loads(raw)
+    eq(got["title"], "Strata site", "page title of the index document")
+    eq((got["complete"], got["w"]), (True, 120), "naturalWidth of <img src=photo.jpg?w=120&f=png>")
+    eq(got["h"], 80, "naturalHeight of the 1920x1280 photo at w=120")
+    eq(got["about"], site + "/about/", "the link to about/")
+
+    # Following the link, and the same without its slash (302 to about/).
+    for path in ["/about/", "/about"]:
+        dom = dump_dom(site + path)
+        check("<title>About</title>" in dom, f"{path} shows about/index.html", "<title>About</title>", dom[-800:])
+        m = re.search(r'<pre id="where">(.*?)</pre>', dom, re.S)
+        eq(m and m.group(1), "/about/", f"location.pathname after loading {path}")
+
+    dom = dump_dom(site + "/no/such/page.html")
+    check('<h1 id="oops">' in dom, "a missing page shows the error document", "Sorry, that page does not exist",
+          dom[-800:])
+    status, _, body = raw_request(suite.endpoint + "/no/such/page.html",
+                                  headers={"Host": f"{bucket}.s3-website.localhost:{port}"})
+    eq(status, 404, "the error document comes with status 404", extra=body)
+
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    shot = os.path.join(ARTIFACTS, "browser-website.png")
+    if os.path.exists(shot):
+        os.remove(shot)
+    res = chromium(["--virtual-time-budget=15000", "--window-size=800,500", f"--screenshot={shot}", site + "/"])
+    check(os.path.exists(shot) and os.path.getsize(shot) > 1000, "chromium wrote a screenshot", shot,
+          res.stderr[-1500:])
+    print(f"    screenshot: {shot}")
+
+
 if __name__ == "__main__":
     try:
         rc = suite.main()

@@ -1174,6 +1174,17 @@ fn check_data_dir(data_dir: &Path) {
                     assert_eq!(n, 0, "blobs/{sname} holds files though no blob was written");
                 }
             }
+            // The default cold volume (`<data>/cold/{blobs,tmp}`): empty shard dirs only.
+            "cold" => {
+                let mut stack = vec![entry.path()];
+                while let Some(dir) = stack.pop() {
+                    for e in std::fs::read_dir(&dir).expect("read cold/") {
+                        let e = e.expect("cold/ entry");
+                        assert!(e.path().is_dir(), "cold volume holds a file: {}", e.path().display());
+                        stack.push(e.path());
+                    }
+                }
+            }
             other => panic!("unexpected entry {other:?} in the data dir"),
         }
     }

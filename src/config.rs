@@ -35,6 +35,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub storage: StorageConfig,
     pub metrics: MetricsConfig,
+    pub website: WebsiteEndpointConfig,
 }
 
 /// Who may read `/_strata/metrics`.
@@ -79,6 +80,31 @@ pub struct StorageConfig {
     /// The cold volume for STANDARD_IA and GLACIER objects: typically a cheaper, larger disk
     /// or an NFS mount. Default `<data_dir>/cold`. (Env: `STRATA_COLD_DIR`.)
     pub cold_dir: Option<PathBuf>,
+}
+
+/// Static website hosting (`[website]`): where website requests arrive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebsiteEndpointConfig {
+    /// A request on the main listener whose Host is `<bucket>.<domain>[:port]` is a website
+    /// request. Empty: no host-based website requests. (`*.localhost` resolves to loopback in
+    /// browsers and curl, so the default works locally without DNS.)
+    pub domain: String,
+    /// A separate listener where every request is a website request (bucket = the Host's
+    /// first label, or what precedes `.<domain>`).
+    pub listen: Option<SocketAddr>,
+    /// Routing rules a website configuration may have (S3: 50).
+    pub max_routing_rules: usize,
+}
+
+impl Default for WebsiteEndpointConfig {
+    fn default() -> Self {
+        Self {
+            domain: "s3-website.localhost".to_string(),
+            listen: None,
+            max_routing_rules: 50,
+        }
+    }
 }
 
 /// Encryption at rest.
@@ -282,6 +308,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             storage: StorageConfig::default(),
             metrics: MetricsConfig::default(),
+            website: WebsiteEndpointConfig::default(),
         }
     }
 }
@@ -394,6 +421,16 @@ impl Config {
         if tls.http_listen == Some(self.listen) && self.listen.port() != 0 {
             anyhow::bail!("tls.http_listen must differ from listen ({})", self.listen);
         }
+        let website = &self.website;
+        if website.domain.starts_with('.') || website.domain.contains(['/', ':']) {
+            anyhow::bail!("website.domain must be a host name such as s3-website.localhost");
+        }
+        if !website.domain.is_empty() && self.domain.as_deref() == Some(website.domain.as_str()) {
+            anyhow::bail!("website.domain must differ from domain (the S3 API's virtual-host domain)");
+        }
+        if website.listen.is_some_and(|a| a == self.listen && a.port() != 0) {
+            anyhow::bail!("website.listen must differ from listen ({})", self.listen);
+        }
         Ok(())
     }
 }
@@ -487,6 +524,34 @@ mod tests {
             Config::load(Some(&path), Overrides::default()).is_err(),
             "unknown auth mode"
         );
+    }
+
+    #[test]
+    fn website_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("strata.toml");
+        let defaults = Config::default().website;
+        assert_eq!(
+            (defaults.domain.as_str(), defaults.listen, defaults.max_routing_rules),
+            ("s3-website.localhost", None, 50)
+        );
+        std::fs::write(
+            &path,
+            "[website]\ndomain = \"sites.example\"\nlisten = \"127.0.0.1:9001\"\nmax_routing_rules = 10\n",
+        )
+        .expect("write");
+        let cfg = Config::load(Some(&path), Overrides::default()).expect("load");
+        assert_eq!(cfg.website.domain, "sites.example");
+        assert_eq!(cfg.website.listen.map(|a| a.port()), Some(9001));
+        assert_eq!(cfg.website.max_routing_rules, 10);
+        for bad in [
+            "domain = \"s3.example\"\n[website]\ndomain = \"s3.example\"\n",
+            "[website]\ndomain = \".example\"\n",
+            "listen = \"127.0.0.1:9000\"\n[website]\nlisten = \"127.0.0.1:9000\"\n",
+        ] {
+            std::fs::write(&path, bad).expect("write");
+            assert!(Config::load(Some(&path), Overrides::default()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -18,3 +18,5 @@ mod test_mutation;
 pub mod tls;
 pub mod transform;
 pub mod util;
+pub mod website;
+pub mod website_endpoint;

@@ -59,6 +59,7 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
         keyring: crate::store::keyring::Keyring::open(&cfg.master_key_path(), store.meta.clone())
             .map_err(|e| anyhow::anyhow!("{e}"))?,
         default_kms_key_id: cfg.encryption.default_kms_key_id.clone(),
+        website_max_routing_rules: cfg.website.max_routing_rules,
     };
     let mut b = S3ServiceBuilder::new(strata);
     b.set_auth(KeyAuth {
@@ -216,6 +217,8 @@ struct Front {
     redirect_to_port: Option<u16>,
     /// `/_strata/metrics`.
     metrics: Arc<crate::metrics::endpoint::Endpoint>,
+    /// Which requests are website requests (`website_endpoint.rs`).
+    website: crate::website_endpoint::WebsiteHosts,
 }
 
 /// The bucket a request addresses (virtual-hosted or path style), for CORS.
@@ -301,6 +304,24 @@ fn post_condition_as_access_denied(mut resp: http::Response<Body>) -> http::Resp
     e.to_http_response().unwrap_or(resp)
 }
 
+/// s3s answers an XML body that does not match the schema (e.g. a website RoutingRule
+/// without its Redirect) with a bare `MalformedXML`; S3 says what is wrong in general terms.
+fn malformed_xml_with_message(resp: http::Response<Body>) -> http::Response<Body> {
+    let Some(bytes) = resp.body().bytes() else {
+        return resp;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains("<Code>MalformedXML</Code>") || text.contains("<Message>") {
+        return resp;
+    }
+    let mut e = s3s::S3Error::with_message(
+        s3s::S3ErrorCode::MalformedXML,
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    );
+    e.set_status_code(http::StatusCode::BAD_REQUEST);
+    e.to_http_response().unwrap_or(resp)
+}
+
 /// Our own endpoints first; everything else is S3.
 async fn route(
     service: S3Service,
@@ -310,6 +331,13 @@ async fn route(
 ) -> http::Response<Body> {
     if let Some(port) = front.redirect_to_port {
         return crate::tls::https_redirect(&req, port);
+    }
+    if let Some(bucket) = front.website.bucket(&req) {
+        let client = crate::auth::ClientInfo {
+            addr: peer,
+            secure: front.secure,
+        };
+        return crate::website_endpoint::serve(&service, &front.store, &bucket, client, req).await;
     }
     if let Some(answer) = preflight(&front, &req) {
         return answer;
@@ -322,6 +350,9 @@ async fn route(
     }
     if is_post && resp.status() == http::StatusCode::BAD_REQUEST {
         resp = post_condition_as_access_denied(resp);
+    }
+    if resp.status() == http::StatusCode::BAD_REQUEST {
+        resp = malformed_xml_with_message(resp);
     }
     if let Some(cors) = cors {
         cors.apply(resp.headers_mut());
@@ -378,6 +409,8 @@ enum Kind {
     Plain,
     /// `tls.http_listen` with `tls.redirect_http`: redirects to the HTTPS port.
     Redirect(u16),
+    /// `website.listen`: plain HTTP, every request a website request.
+    Website,
 }
 
 /// Accepts from `listener`, or never when there is none.
@@ -418,10 +451,25 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
     } else {
         Kind::Plain
     };
+    let website_listener = match cfg.website.listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
     crate::tls::Tls::reload_on_sighup(tls.clone())?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
+        if let Some(website) = &website_listener {
+            writeln!(out, "website on http://{}", website.local_addr()?)?;
+        }
+        if !cfg.website.domain.is_empty() {
+            writeln!(
+                out,
+                "website on {scheme}://<bucket>.{}:{}",
+                cfg.website.domain,
+                addr.port()
+            )?;
+        }
         if let Some(plain) = &plain_listener {
             let plain_addr = plain.local_addr()?;
             match plain_kind {
@@ -461,6 +509,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
         let (accepted, kind) = tokio::select! {
             res = listener.accept() => (res, main_kind.clone()),
             res = accept_from(plain_listener.as_ref()) => (res, plain_kind.clone()),
+            res = accept_from(website_listener.as_ref()) => (res, Kind::Website),
             () = &mut shutdown => break,
         };
         let (stream, peer) = match accepted {
@@ -481,6 +530,10 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
             secure: matches!(kind, Kind::Tls(_)),
             redirect_to_port: None,
             metrics: metrics.clone(),
+            website: crate::website_endpoint::WebsiteHosts {
+                domain: cfg.website.domain.clone(),
+                every_request: matches!(kind, Kind::Website),
+            },
         };
         if let Kind::Redirect(port) = kind {
             front.redirect_to_port = Some(port);
@@ -530,7 +583,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                         return;
                     }
                 },
-                Kind::Plain | Kind::Redirect(_) => {
+                Kind::Plain | Kind::Redirect(_) | Kind::Website => {
                     if !request_started(&stream, first_byte_timeout).await {
                         tracing::debug!(%peer, "closed a connection that sent no request in time");
                         return;

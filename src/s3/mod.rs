@@ -19,6 +19,7 @@ mod public_access;
 mod storage_class;
 mod tagging;
 mod versioning;
+mod website;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct Strata {
     /// Master and SSE-KMS keys.
     pub keyring: crate::store::keyring::Keyring,
     pub default_kms_key_id: Option<String>,
+    /// `website.max_routing_rules`.
+    pub website_max_routing_rules: usize,
 }
 
 /// A response status s3s 0.14 cannot express: it ignores `S3Response::status` for most
@@ -472,5 +475,25 @@ impl S3 for Strata {
         req: S3Request<DeleteBucketEncryptionInput>,
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
         encryption::delete_bucket(self, req).await
+    }
+
+    // ---- static website ----
+    async fn put_bucket_website(
+        &self,
+        req: S3Request<PutBucketWebsiteInput>,
+    ) -> S3Result<S3Response<PutBucketWebsiteOutput>> {
+        website::put(self, req).await
+    }
+    async fn get_bucket_website(
+        &self,
+        req: S3Request<GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
+        website::get(self, req).await
+    }
+    async fn delete_bucket_website(
+        &self,
+        req: S3Request<DeleteBucketWebsiteInput>,
+    ) -> S3Result<S3Response<DeleteBucketWebsiteOutput>> {
+        website::delete(self, req).await
     }
 }

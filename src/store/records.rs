@@ -52,6 +52,9 @@ pub struct BucketRecord {
     pub tags: Option<Vec<Tag>>,
     #[serde(default)]
     pub encryption: Option<DefaultEncryption>,
+    /// Static website hosting (PutBucketWebsite).
+    #[serde(default)]
+    pub website: Option<crate::website::WebsiteConfig>,
 }
 
 impl BucketRecord {
@@ -67,6 +70,7 @@ impl BucketRecord {
             cors: None,
             tags: None,
             encryption: None,
+            website: None,
         }
     }
 

@@ -16,7 +16,7 @@ pub const MAX_DIMENSION: u32 = 8192;
 /// Quality used for lossy outputs when `q` is absent.
 pub const DEFAULT_QUALITY: u8 = 80;
 
-const TRANSFORM_PARAMS: [&str; 8] = ["w", "h", "dpr", "fit", "f", "q", "bg", "strip"];
+pub const TRANSFORM_PARAMS: [&str; 8] = ["w", "h", "dpr", "fit", "f", "q", "bg", "strip"];
 
 /// How the image is fitted into the `w`×`h` box (sharp / imgproxy semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

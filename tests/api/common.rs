@@ -78,6 +78,8 @@ pub struct TestServer {
     scheme: &'static str,
     /// The port of a plain listener beside HTTPS (`tls.http_listen`), if it announced one.
     plain_port: Option<u16>,
+    /// The port of a website-only listener (`website.listen`), if it announced one.
+    website_port: Option<u16>,
     opts: ServerOptions,
     stderr_path: Option<PathBuf>,
     // Declared last so the child is killed before the directory is removed.
@@ -110,6 +112,7 @@ impl TestServer {
             port: 0,
             scheme: "http",
             plain_port: None,
+            website_port: None,
             opts,
             stderr_path: None,
             log_dir,
@@ -176,6 +179,7 @@ impl TestServer {
         self.port = listening.port;
         self.scheme = listening.scheme;
         self.plain_port = listening.plain_port;
+        self.website_port = listening.website_port;
     }
 
     /// `strata` with the root credentials in its environment and no inherited AWS settings.
@@ -196,6 +200,14 @@ impl TestServer {
         let port = self
             .plain_port
             .expect("the server announced no plain listener (`also listening on http://…`)");
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// `http://127.0.0.1:PORT` of the website-only listener (`website.listen`).
+    pub fn website_endpoint(&self) -> String {
+        let port = self
+            .website_port
+            .expect("the server announced no website listener (`website on http://127.0.0.1:…`)");
         format!("http://127.0.0.1:{port}")
     }
 
@@ -318,6 +330,7 @@ struct Listening {
     scheme: &'static str,
     port: u16,
     plain_port: Option<u16>,
+    website_port: Option<u16>,
 }
 
 /// Reads the child's stdout until the `listening on http(s)://` line (noting an earlier
@@ -347,6 +360,7 @@ fn wait_for_listening_line(stdout: impl Read + Send + 'static) -> Result<Listeni
     let deadline = Instant::now() + START_TIMEOUT;
     let mut printed = String::new();
     let mut plain_port = None;
+    let mut website_port = None;
     let port_after = |line: &str, prefix: &str| {
         let rest = line.trim_end().strip_prefix(prefix)?;
         let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
@@ -361,6 +375,9 @@ fn wait_for_listening_line(stdout: impl Read + Send + 'static) -> Result<Listeni
                 if let Some(port) = port_after(line, "also listening on http://127.0.0.1:") {
                     plain_port = Some(port);
                 }
+                if let Some(port) = port_after(line, "website on http://127.0.0.1:") {
+                    website_port = Some(port);
+                }
                 for (scheme, prefix) in [
                     ("http", "listening on http://127.0.0.1:"),
                     ("https", "listening on https://127.0.0.1:"),
@@ -370,6 +387,7 @@ fn wait_for_listening_line(stdout: impl Read + Send + 'static) -> Result<Listeni
                             scheme,
                             port,
                             plain_port,
+                            website_port,
                         });
                     }
                 }

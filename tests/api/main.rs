@@ -31,3 +31,4 @@ mod storage_classes;
 mod tls;
 mod transforms;
 mod versioning;
+mod website;
