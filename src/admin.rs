@@ -5,6 +5,7 @@
 //! - `POST   /_strata/admin/keys?name=NAME` → `{"access_key": …, "secret_key": …, "name": …}`
 //! - `GET    /_strata/admin/keys`           → `[{"access_key": …, "name": …, "created_ms": …}]`
 //! - `DELETE /_strata/admin/keys/ID`        → 204, or 404 when no such key
+//! - `POST   /_strata/admin/backup?to=DIR`  → NDJSON progress lines (see `crate::backup::http`)
 
 use http::{Method, StatusCode};
 use s3s::route::S3Route;
@@ -27,6 +28,8 @@ impl NameValidation for StrataNames {
 
 pub struct AdminRoute {
     pub meta: MetaStore,
+    /// For backups (metadata snapshot + blob copies).
+    pub store: crate::store::Store,
     pub root_access_key: String,
 }
 
@@ -126,6 +129,10 @@ impl S3Route for AdminRoute {
                 self.meta.durable().await.map_err(store_err)?;
                 tracing::info!(access_key = %id, "access key deleted");
                 Ok(S3Response::with_status(Body::empty(), StatusCode::NO_CONTENT))
+            }
+            (Method::POST, "backup") => {
+                let to = query_param(&req.uri, "to").unwrap_or_default();
+                crate::backup::http::start(&self.store, &to)
             }
             _ => Err(s3_error!(MethodNotAllowed, "Unknown admin operation")),
         }

@@ -194,6 +194,9 @@ pub struct Limits {
     pub deleted_blob_grace_secs: u64,
     /// Memory for sled's page cache (metadata and inline small objects).
     pub metadata_cache_bytes: u64,
+    /// Blob unlinks queued while a backup runs; past this, freed blobs are left for the next
+    /// start-up sweep (or `strata fsck`) instead of queueing more.
+    pub backup_max_held_unlinks: usize,
 }
 
 impl Default for Limits {
@@ -210,6 +213,7 @@ impl Default for Limits {
             max_post_object_bytes: 64 * 1024 * 1024,
             deleted_blob_grace_secs: 5,
             metadata_cache_bytes: 64 * 1024 * 1024,
+            backup_max_held_unlinks: 1_000_000,
         }
     }
 }
@@ -253,6 +257,7 @@ impl Limits {
             delete_grace: std::time::Duration::from_secs(self.deleted_blob_grace_secs),
             body_idle_timeout: std::time::Duration::from_secs(self.body_idle_timeout_secs),
             metadata_cache_bytes: self.metadata_cache_bytes,
+            max_held_unlinks: self.backup_max_held_unlinks,
         }
     }
 }

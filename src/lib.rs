@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod admin_client;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod cors;
 pub mod derivative;

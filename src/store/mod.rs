@@ -54,6 +54,8 @@ pub struct StoreOptions {
     pub body_idle_timeout: std::time::Duration,
     /// sled's page cache (its default, 1 GiB, lets RSS grow far past what we need).
     pub metadata_cache_bytes: u64,
+    /// Blob unlinks a running backup may hold back (see [`BlobStore::hold_unlinks`]).
+    pub max_held_unlinks: usize,
 }
 
 impl Default for StoreOptions {
@@ -62,6 +64,7 @@ impl Default for StoreOptions {
             delete_grace: std::time::Duration::ZERO,
             body_idle_timeout: std::time::Duration::from_secs(30),
             metadata_cache_bytes: 64 * 1024 * 1024,
+            max_held_unlinks: 1_000_000,
         }
     }
 }
@@ -86,6 +89,7 @@ impl Store {
         std::fs::create_dir_all(data_dir)?;
         let meta = MetaStore::open(data_dir, opts.metadata_cache_bytes)?;
         let blobs = BlobStore::open(data_dir, opts.delete_grace, opts.body_idle_timeout)?;
+        blobs.limit_held_unlinks(opts.max_held_unlinks);
         Ok(Self {
             meta,
             blobs,
