@@ -8,6 +8,7 @@ mod common;
 
 mod access_control;
 mod auth;
+mod backup;
 mod bitrot;
 mod buckets;
 mod checksums;
