@@ -54,7 +54,7 @@ pub struct DumpWriter {
 impl DumpWriter {
     pub fn create(path: &Path) -> io::Result<Self> {
         Ok(Self {
-            out: BufWriter::with_capacity(1 << 20, File::create(path)?),
+            out: BufWriter::with_capacity(1 << 20, create_private(path)?),
             sha: Sha256::new(),
             entries: 0,
             current: None,
@@ -198,10 +198,22 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     Ok(hex::encode(sha.finalize()))
 }
 
-/// Writes `bytes` to `dir/name` atomically and durably: tmp + fsync + rename + dir fsync.
+/// Creates (truncating) a file only its owner can read: a backup holds access key secrets.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Writes `bytes` to `dir/name` (mode 0600) atomically and durably: tmp + fsync + rename +
+/// dir fsync.
 pub fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = File::create(&tmp)?;
+    let mut f = create_private(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     fs::rename(&tmp, dir.join(name))?;

@@ -27,8 +27,19 @@ use crate::store::records::{decode, BlobRef, ObjectRecord, PartRecord, UploadRec
 use crate::store::{BlobStore, MetaStore, Store, StoreError};
 use dump::{DumpWriter, Manifest, DUMP, MANIFEST};
 
+/// The data dir's generated root key (`crate::auth::keys`), carried along so a restored
+/// server keeps it.
+const ROOT_CREDENTIALS: &str = "root-credentials.toml";
 /// Entries a Strata backup dir may hold (anything else means it is not one of ours).
-const BACKUP_ENTRIES: [&str; 5] = [MANIFEST, "manifest.json.tmp", DUMP, "meta.dump.tmp", "blobs"];
+const BACKUP_ENTRIES: [&str; 7] = [
+    MANIFEST,
+    "manifest.json.tmp",
+    DUMP,
+    "meta.dump.tmp",
+    "blobs",
+    ROOT_CREDENTIALS,
+    "root-credentials.toml.tmp",
+];
 /// Entries loaded into sled per batch on restore.
 const IMPORT_BATCH: usize = 10_000;
 /// Test hook: milliseconds to sleep before copying each blob, so tests can act mid-copy.
@@ -260,6 +271,15 @@ impl Backup {
         fsync_dir(to)?;
         let pause_ms = info.pause.as_secs_f64() * 1000.0;
         tracing::info!(pause_ms, "backup: metadata snapshot taken");
+
+        match fs::read(self.store.data_dir.join(ROOT_CREDENTIALS)) {
+            Ok(bytes) => dump::write_durably(to, ROOT_CREDENTIALS, &bytes)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::remove_file(to.join(ROOT_CREDENTIALS)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            },
+            Err(e) => return Err(e.into()),
+        }
 
         let (contents, _) = Contents::of_dump(&to.join(DUMP))?;
         let copy = copy_blobs(&self.store.blobs, to, &contents.blobs, progress)?;
@@ -515,6 +535,11 @@ pub fn restore(
     }
     for dir in &dirty {
         fsync_dir(dir)?;
+    }
+    match fs::read(from.join(ROOT_CREDENTIALS)) {
+        Ok(bytes) => dump::write_durably(data_dir, ROOT_CREDENTIALS, &bytes)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
     }
     load_dump(&store.meta, &dump_path)?;
     store.meta.raise_seq_floor(next_seq)?;

@@ -464,3 +464,64 @@ impl MetaStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod gate_tests {
+    /// Source check: every sled mutation in an `impl MetaStore` file runs inside
+    /// `MetaStore::mutate` (found within a few lines before the call), so a change added
+    /// without the write gate fails here rather than silently breaking backup consistency.
+    #[test]
+    fn every_sled_mutation_goes_through_the_write_gate() {
+        const MUTATORS: [&str; 7] = [
+            ".insert(",
+            ".remove(",
+            ".compare_and_swap(",
+            ".transaction(",
+            ".apply_batch(",
+            ".update_and_fetch(",
+            ".fetch_and_update(",
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("src/store") {
+            let path = entry.expect("entry").path();
+            let src = std::fs::read_to_string(&path).expect("read source");
+            if !src.contains("impl MetaStore") {
+                continue;
+            }
+            let lines: Vec<&str> = src.lines().collect();
+            let mut in_impl = false;
+            for (i, line) in lines.iter().enumerate() {
+                // Only inside `impl MetaStore` is `self` the store (elsewhere it may hold
+                // transactional trees); top-level items start in column 0.
+                if line.starts_with("impl MetaStore") {
+                    in_impl = true;
+                } else if !line.is_empty() && !line.starts_with(' ') {
+                    in_impl = false;
+                }
+                let code = line.trim_start();
+                if !in_impl || code.starts_with("//") {
+                    continue;
+                }
+                // Receivers that are sled trees of `self` (transactional trees inside a
+                // `transaction` closure are covered by the closure's own gate).
+                let direct =
+                    code.contains("self.") || code.starts_with(".transaction(") || code.starts_with(").transaction(");
+                if direct && MUTATORS.iter().any(|m| code.contains(m)) {
+                    checked += 1;
+                    let from = i.saturating_sub(10);
+                    assert!(
+                        lines[from..=i].iter().any(|l| l.contains("mutate(")),
+                        "{}:{}: sled mutation outside MetaStore::mutate: {code}",
+                        path.display(),
+                        i + 1
+                    );
+                }
+            }
+        }
+        assert!(
+            checked >= 10,
+            "found only {checked} mutations: the check is looking in the wrong place"
+        );
+    }
+}

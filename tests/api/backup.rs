@@ -589,8 +589,11 @@ async fn incremental_backup_copies_only_new_blobs_and_drops_unreferenced() {
         "a-0's blob left the backup"
     );
 
-    // Offline backup of the stopped server's data dir, then a restore of it.
+    // Offline backup of the stopped server's data dir (with a generated root key file, which
+    // travels with the backup), then a restore of it.
     server.terminate();
+    let creds = b"access_key = \"GENERATEDROOTKEY0001\"\nsecret_key = \"generated-secret\"\n";
+    std::fs::write(server.data_dir().join("root-credentials.toml"), creds).unwrap();
     let offline_to = setup.path("offline");
     let out = strata(&[
         "backup",
@@ -605,8 +608,14 @@ async fn incremental_backup_copies_only_new_blobs_and_drops_unreferenced() {
         .prefix("strata-restored-")
         .tempdir()
         .expect("tempdir");
-    let out = restore(&to, data.path());
+    let out = restore(&offline_to, data.path());
     assert!(out.status.success(), "restore: {}", text(&out));
+    let restored_creds = data.path().join("root-credentials.toml");
+    assert_eq!(std::fs::read(&restored_creds).unwrap(), creds);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&restored_creds).unwrap().permissions()) & 0o777,
+        0o600
+    );
     let restored = TestServer::start_in(data, setup.opts(&[]));
     let mut keys = list_all_keys(&restored.client(), &bucket).await;
     keys.sort();
