@@ -345,7 +345,7 @@ fn start_churn(client: &Client, bucket: &str, stop: Arc<AtomicBool>) -> tokio::t
                 .body(ByteStream::from(body))
                 .send()
                 .await;
-            if n % 3 == 0 {
+            if n.is_multiple_of(3) {
                 let _ = client
                     .delete_object()
                     .bucket(&bucket)
