@@ -6,6 +6,7 @@
 //! - `GET    /_strata/admin/keys`           → `[{"access_key": …, "name": …, "created_ms": …}]`
 //! - `DELETE /_strata/admin/keys/ID`        → 204, or 404 when no such key
 //! - `/_strata/admin/buckets…`              → bucket administration (`admin_buckets.rs`)
+//! - `POST   /_strata/admin/backup?to=DIR`  → NDJSON progress lines (see `crate::backup::http`)
 
 use http::{Method, StatusCode};
 use s3s::route::S3Route;
@@ -28,6 +29,8 @@ impl NameValidation for StrataNames {
 
 pub struct AdminRoute {
     pub meta: MetaStore,
+    /// For backups (metadata snapshot + blob copies).
+    pub store: crate::store::Store,
     pub root_access_key: String,
     pub buckets: crate::admin_buckets::BucketAdmin,
 }
@@ -137,6 +140,10 @@ impl S3Route for AdminRoute {
             }
             (Method::DELETE, p) if p.starts_with("buckets/") => {
                 self.buckets.delete(&p["buckets/".len()..], &req.uri).await
+            }
+            (Method::POST, "backup") => {
+                let to = query_param(&req.uri, "to").unwrap_or_default();
+                crate::backup::http::start(&self.store, &to)
             }
             _ => Err(s3_error!(MethodNotAllowed, "Unknown admin operation")),
         }

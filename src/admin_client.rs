@@ -27,6 +27,44 @@ pub struct AdminClient {
 impl AdminClient {
     /// Sends a signed request to `path` (under the endpoint); returns status and body.
     pub async fn call(&self, method: &str, path_and_query: &str) -> anyhow::Result<(u16, String)> {
+        let resp = self.send(method, path_and_query).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// Like [`AdminClient::call`] for a streamed response: a 2xx body is handed to `on_line`
+    /// line by line as it arrives (returns the status and `""`); any other status returns the
+    /// whole body.
+    pub async fn call_lines(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        mut on_line: impl FnMut(&str),
+    ) -> anyhow::Result<(u16, String)> {
+        let resp = self.send(method, path_and_query).await?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = resp.into_body().collect().await?.to_bytes();
+            return Ok((status, String::from_utf8_lossy(&body).into_owned()));
+        }
+        let mut body = resp.into_body();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else { continue };
+            pending.extend_from_slice(&data);
+            while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=nl).collect();
+                on_line(String::from_utf8_lossy(&line).trim_end());
+            }
+        }
+        if !pending.is_empty() {
+            on_line(String::from_utf8_lossy(&pending).trim_end());
+        }
+        Ok((status, String::new()))
+    }
+
+    async fn send(&self, method: &str, path_and_query: &str) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
         let url = format!("{}{}", self.endpoint.trim_end_matches('/'), path_and_query);
         let mut req = http::Request::builder()
             .method(method)
@@ -75,9 +113,7 @@ impl AdminClient {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", self.endpoint))?
         };
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        Ok(resp)
     }
 }
 

@@ -268,6 +268,9 @@ pub struct Limits {
     pub metadata_cache_bytes: u64,
     /// Versions removed per metadata transaction by `strata bucket delete --force`.
     pub bucket_delete_batch: usize,
+    /// Blob unlinks queued while a backup runs; past this, freed blobs are left for the next
+    /// start-up sweep (or `strata fsck`) instead of queueing more.
+    pub backup_max_held_unlinks: usize,
 }
 
 impl Default for Limits {
@@ -285,6 +288,7 @@ impl Default for Limits {
             deleted_blob_grace_secs: 5,
             metadata_cache_bytes: 64 * 1024 * 1024,
             bucket_delete_batch: 1000,
+            backup_max_held_unlinks: 1_000_000,
         }
     }
 }
@@ -332,6 +336,7 @@ impl Limits {
             body_idle_timeout: std::time::Duration::from_secs(self.body_idle_timeout_secs),
             metadata_cache_bytes: self.metadata_cache_bytes,
             cold_dir: None,
+            max_held_unlinks: self.backup_max_held_unlinks,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod admin_buckets;
 pub mod admin_client;
 pub mod auth;
+pub mod backup;
 pub mod cli_bucket;
 pub mod config;
 pub mod cors;

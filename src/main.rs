@@ -40,6 +40,46 @@ enum Command {
     /// Manage the local keyring of SSE-KMS keys (offline: the server must be stopped).
     #[command(subcommand)]
     Kms(KmsCommand),
+    /// Back up metadata and object bytes at one point in time into DIR (on the server's
+    /// machine), through the running server; with --data-dir, directly (server stopped).
+    /// DIR may hold a previous backup: only new blobs are copied. The SSE master key file is
+    /// NOT included: back it up separately.
+    Backup(BackupArgs),
+    /// Restore a backup into an empty or new data dir (offline), verifying every byte.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Absolute backup directory: empty, new, or a previous Strata backup.
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+    /// Back up this data dir directly instead of through a running server (which must be
+    /// stopped).
+    #[arg(long = "data-dir", visible_alias = "data", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML config file (for listen, TLS and credentials).
+    #[arg(long, env = "STRATA_CONFIG")]
+    config: Option<PathBuf>,
+    /// The running server (default: http(s)://LISTEN of the config).
+    #[arg(long, env = "STRATA_ENDPOINT")]
+    endpoint: Option<String>,
+    /// PEM certificate(s) to trust for an https endpoint.
+    #[arg(long, env = "STRATA_CA_BUNDLE", value_name = "FILE")]
+    ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The backup directory.
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// The data dir to create (must be empty or absent).
+    #[arg(long = "data-dir", visible_alias = "data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// TOML config file: where the restored STANDARD_IA/GLACIER bytes go (`storage.cold_dir`).
+    #[arg(long, env = "STRATA_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -216,6 +256,8 @@ fn main() -> std::process::ExitCode {
         Command::Scrub(args) => scrub(args),
         Command::Kms(cmd) => kms(cmd),
         Command::DevCert(args) => dev_cert(args),
+        Command::Backup(args) => backup(args),
+        Command::Restore(args) => restore(args),
     };
     match result {
         Ok(code) => code,
@@ -580,4 +622,97 @@ fn scrub(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
     } else {
         std::process::ExitCode::FAILURE
     })
+}
+
+/// The progress bar of `strata backup` / `strata restore`, fed with [`Progress`] reports.
+fn progress_bar(what: &'static str) -> impl FnMut(strata::backup::Progress) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} [{{bar:40}}] {{pos}}/{{len}} blobs, {{msg}} ({{eta}})"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    move |p| match p {
+        strata::backup::Progress::Metadata => bar.set_message("metadata"),
+        strata::backup::Progress::Blobs { done, total, bytes } => {
+            bar.set_length(total);
+            bar.set_position(done);
+            bar.set_message(format!("{} MiB", bytes / (1024 * 1024)));
+        }
+        strata::backup::Progress::Done { .. } | strata::backup::Progress::Error { .. } => bar.finish_and_clear(),
+    }
+}
+
+fn backup(args: BackupArgs) -> anyhow::Result<std::process::ExitCode> {
+    let mut bar = progress_bar("backup");
+    if let Some(data_dir) = args.data_dir {
+        let store = open_offline(DataArgs {
+            data: Some(data_dir),
+            config: args.config,
+        })?;
+        let summary = strata::backup::Backup::start(&store, &args.to)?.run(&mut bar)?;
+        bar(strata::backup::Progress::Done {
+            summary: summary.to_string(),
+        });
+        println!("{summary}");
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    let cfg = load_config(args.config.as_deref(), None)?;
+    let scheme = if cfg.tls.files().is_some() { "https" } else { "http" };
+    let client = strata::admin_client::AdminClient {
+        endpoint: args.endpoint.unwrap_or_else(|| format!("{scheme}://{}", cfg.listen)),
+        root: root_for_client(&cfg)?,
+        region: cfg.region.clone(),
+        ca_bundle: args.ca_bundle.or_else(|| cfg.tls.cert.clone()),
+    };
+    let path = format!(
+        "/_strata/admin/backup?to={}",
+        urlencoding::encode(&args.to.to_string_lossy())
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut outcome: Option<Result<String, String>> = None;
+    let (status, body) = runtime.block_on(client.call_lines("POST", &path, |line| {
+        match serde_json::from_str::<strata::backup::Progress>(line) {
+            Ok(p) => {
+                match &p {
+                    strata::backup::Progress::Done { summary } => outcome = Some(Ok(summary.clone())),
+                    strata::backup::Progress::Error { message } => outcome = Some(Err(message.clone())),
+                    _ => {}
+                }
+                bar(p);
+            }
+            Err(_) => outcome = Some(Err(format!("unexpected line from the server: {line}"))),
+        }
+    }))?;
+    if !(200..300).contains(&status) {
+        anyhow::bail!("server answered {status}: {body}");
+    }
+    match outcome {
+        Some(Ok(summary)) => {
+            println!("{summary}");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(Err(message)) => anyhow::bail!("backup failed: {message}"),
+        None => anyhow::bail!("the server ended the backup stream without a result"),
+    }
+}
+
+fn restore(args: RestoreArgs) -> anyhow::Result<std::process::ExitCode> {
+    let mut bar = progress_bar("restore");
+    let cfg = load_config(args.config.as_deref(), Some(args.data_dir.clone()))?;
+    let summary = strata::backup::restore(&args.from, &args.data_dir, &cfg.store_options(), &mut bar)?;
+    bar(strata::backup::Progress::Done {
+        summary: summary.to_string(),
+    });
+    println!("{summary}");
+    if summary.encrypted > 0 {
+        eprintln!(
+            "warning: {} encrypted records: put the master key file (the server's <data_dir>.master-key, \
+             or encryption.master_key_file) back beside the restored data dir before serving, or they \
+             cannot be read",
+            summary.encrypted
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }

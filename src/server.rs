@@ -69,6 +69,7 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
     b.set_access(SharedAuthorizer(authz));
     b.set_route(AdminRoute {
         meta: store.meta.clone(),
+        store: store.clone(),
         root_access_key: root.access_key.clone(),
         buckets: crate::admin_buckets::BucketAdmin {
             store: store.clone(),

@@ -41,6 +41,44 @@ pub struct BlobStore {
     /// How long a replaced or deleted blob stays on disk, so a reader that looked up the
     /// old metadata just before the change can still open it.
     delete_grace: std::time::Duration,
+    /// Deferred unlinks held back while a backup copies blobs.
+    held: std::sync::Arc<std::sync::Mutex<HeldUnlinks>>,
+}
+
+#[derive(Default)]
+struct HeldUnlinks {
+    active: bool,
+    queued: Vec<PathBuf>,
+    /// Bound on `queued`; unlinks past it are dropped (the blobs become orphans that the
+    /// start-up sweep removes), so a long backup under heavy deletes cannot exhaust memory.
+    max: usize,
+}
+
+/// While alive, [`BlobStore::remove`] deletes nothing (the unlinks are queued); dropping it
+/// runs them. At most one exists per store (one backup at a time).
+pub struct UnlinkHold {
+    held: std::sync::Arc<std::sync::Mutex<HeldUnlinks>>,
+}
+
+impl Drop for UnlinkHold {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.active = false;
+        unlink_all(std::mem::take(&mut held.queued));
+    }
+}
+
+fn unlink_all(paths: Vec<PathBuf>) {
+    let metrics = crate::metrics::global();
+    for p in paths {
+        let removed = fs::remove_file(&p);
+        if let Err(e) = &removed {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %p.display(), error = %e, "could not remove blob");
+            }
+        }
+        metrics.gc_done(removed.is_ok());
+    }
 }
 
 /// What came out of streaming a request body.
@@ -91,6 +129,24 @@ impl BlobStore {
             cold_tmp,
             body_idle_timeout,
             delete_grace,
+            held: Default::default(),
+        })
+    }
+
+    pub fn limit_held_unlinks(&self, max: usize) {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).max = max;
+    }
+
+    /// Holds back every blob unlink until the returned guard is dropped; `None` when a hold
+    /// is already taken (a backup is running).
+    pub fn hold_unlinks(&self) -> Option<UnlinkHold> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.active {
+            return None;
+        }
+        held.active = true;
+        Some(UnlinkHold {
+            held: self.held.clone(),
         })
     }
 
@@ -346,19 +402,27 @@ impl BlobStore {
         }
         let paths: Vec<PathBuf> = blobs.iter().map(|b| self.blob_path(b)).collect();
         let grace = self.delete_grace;
-        let metrics = crate::metrics::global();
-        metrics.gc_queued(paths.len() as u64);
+        let held = self.held.clone();
+        crate::metrics::global().gc_queued(paths.len() as u64);
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             let _ = tokio::task::spawn_blocking(move || {
-                for p in paths {
-                    let removed = fs::remove_file(&p);
-                    if let Err(e) = &removed {
-                        if e.kind() != io::ErrorKind::NotFound {
-                            tracing::warn!(path = %p.display(), error = %e, "could not remove blob");
+                // Checked (and unlinked) under the lock, so a hold taken meanwhile wins.
+                let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+                if held.active {
+                    let room = held.max.saturating_sub(held.queued.len());
+                    if paths.len() > room {
+                        tracing::warn!(
+                            dropped = paths.len() - room,
+                            "backup running: too many held blob unlinks; leaving them for the start-up sweep"
+                        );
+                        for _ in room..paths.len() {
+                            crate::metrics::global().gc_done(false);
                         }
                     }
-                    metrics.gc_done(removed.is_ok());
+                    held.queued.extend(paths.into_iter().take(room));
+                } else {
+                    unlink_all(paths);
                 }
             })
             .await;

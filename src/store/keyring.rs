@@ -285,11 +285,7 @@ impl Keyring {
                 if let Some(new_value) = changed {
                     // A record changed meanwhile (only possible with a server running) is
                     // left for the next run.
-                    if tree
-                        .compare_and_swap(&k, Some(&v), Some(new_value))
-                        .map_err(StoreError::from)?
-                        .is_ok()
-                    {
+                    if self.meta.replace_record(tree, &k, &v, new_value)? {
                         resealed += 1;
                     }
                 }

@@ -59,6 +59,8 @@ pub struct StoreOptions {
     pub metadata_cache_bytes: u64,
     /// The cold volume for STANDARD_IA and GLACIER bytes (`None`: `<data>/cold`).
     pub cold_dir: Option<PathBuf>,
+    /// Blob unlinks a running backup may hold back (see [`BlobStore::hold_unlinks`]).
+    pub max_held_unlinks: usize,
 }
 
 impl Default for StoreOptions {
@@ -68,6 +70,7 @@ impl Default for StoreOptions {
             body_idle_timeout: std::time::Duration::from_secs(30),
             metadata_cache_bytes: 64 * 1024 * 1024,
             cold_dir: None,
+            max_held_unlinks: 1_000_000,
         }
     }
 }
@@ -93,6 +96,7 @@ impl Store {
         let meta = MetaStore::open(data_dir, opts.metadata_cache_bytes)?;
         let cold_dir = opts.cold_dir.clone().unwrap_or_else(|| data_dir.join("cold"));
         let blobs = BlobStore::open(data_dir, &cold_dir, opts.delete_grace, opts.body_idle_timeout)?;
+        blobs.limit_held_unlinks(opts.max_held_unlinks);
         Ok(Self {
             meta,
             blobs,

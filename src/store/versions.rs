@@ -79,8 +79,8 @@ impl MetaStore {
     ) -> Result<VersionChange, Rejected<E>> {
         let ok = object_key(bucket, key);
         let value = encode(rec)?;
-        (&self.objects, &self.versions, &self.null_versions)
-            .transaction(|(objects, versions, nulls)| {
+        self.mutate(|| {
+            (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
                 let trees = LatestTrees {
                     objects,
                     versions,
@@ -88,7 +88,8 @@ impl MetaStore {
                 };
                 trees.write_latest(bucket, key, &ok, &value, mode, &check)
             })
-            .map_err(tx_err)
+        })
+        .map_err(tx_err)
     }
 
     /// Completes a multipart upload: removes it and its `parts`, and writes `rec` as the latest
@@ -109,28 +110,30 @@ impl MetaStore {
         let ok = object_key(bucket, key);
         let value = encode(rec)?;
         let check = |cur: Option<&ObjectRecord>| check(cur).map_err(Some);
-        (
-            &self.uploads,
-            &self.parts,
-            &self.objects,
-            &self.versions,
-            &self.null_versions,
-        )
-            .transaction(|(uploads, p, objects, versions, nulls)| {
-                if uploads.remove(upload_id)?.is_none() {
-                    return Err(abort(Rejected::Condition(None)));
-                }
-                for k in &part_keys {
-                    p.remove(k.as_slice())?;
-                }
-                let trees = LatestTrees {
-                    objects,
-                    versions,
-                    nulls,
-                };
-                trees.write_latest(bucket, key, &ok, &value, mode, &check)
-            })
-            .map_err(tx_err)
+        self.mutate(|| {
+            (
+                &self.uploads,
+                &self.parts,
+                &self.objects,
+                &self.versions,
+                &self.null_versions,
+            )
+                .transaction(|(uploads, p, objects, versions, nulls)| {
+                    if uploads.remove(upload_id)?.is_none() {
+                        return Err(abort(Rejected::Condition(None)));
+                    }
+                    for k in &part_keys {
+                        p.remove(k.as_slice())?;
+                    }
+                    let trees = LatestTrees {
+                        objects,
+                        versions,
+                        nulls,
+                    };
+                    trees.write_latest(bucket, key, &ok, &value, mode, &check)
+                })
+        })
+        .map_err(tx_err)
     }
 
     /// S3 DELETE without a version id. Unversioned buckets lose the object; otherwise a delete
@@ -146,8 +149,8 @@ impl MetaStore {
         let ok = object_key(bucket, key);
         let nk = ok.clone();
         let marker_value = marker.map(encode).transpose()?;
-        (&self.objects, &self.versions, &self.null_versions)
-            .transaction(|(objects, versions, nulls)| {
+        self.mutate(|| {
+            (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
                 let old = get_rec::<()>(objects, &ok)?;
                 let mut retired = Vec::new();
                 match (&marker_value, mode) {
@@ -170,10 +173,11 @@ impl MetaStore {
                     }
                 }
             })
-            .map_err(|e| match tx_err::<()>(e) {
-                Rejected::Store(s) => s,
-                Rejected::Condition(()) => StoreError::Corrupt("unexpected delete condition".into()),
-            })
+        })
+        .map_err(|e| match tx_err::<()>(e) {
+            Rejected::Store(s) => s,
+            Rejected::Condition(()) => StoreError::Corrupt("unexpected delete condition".into()),
+        })
     }
 
     /// Permanently deletes one version (S3 DELETE with a version id). Deleting the latest
@@ -220,45 +224,47 @@ impl MetaStore {
         newest: Option<&sled::IVec>,
     ) -> Result<Attempt, StoreError> {
         let ok = object_key(bucket, key);
-        let result = (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
-            let current = get_rec::<()>(objects, &ok)?;
-            if let Some(cur) = current.filter(|c| c.client_version_id() == version_id) {
-                match newest {
-                    Some(vk) => {
-                        let Some(v) = versions.remove(vk.as_ref())? else {
-                            return Ok(Attempt::Stale);
-                        };
-                        let promoted = decode::<ObjectRecord>(&v).map_err(|e| abort(e.into()))?;
-                        if !promoted.versioned {
+        let result = self.mutate(|| {
+            (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
+                let current = get_rec::<()>(objects, &ok)?;
+                if let Some(cur) = current.filter(|c| c.client_version_id() == version_id) {
+                    match newest {
+                        Some(vk) => {
+                            let Some(v) = versions.remove(vk.as_ref())? else {
+                                return Ok(Attempt::Stale);
+                            };
+                            let promoted = decode::<ObjectRecord>(&v).map_err(|e| abort(e.into()))?;
+                            if !promoted.versioned {
+                                nulls.remove(ok.as_slice())?;
+                            }
+                            objects.insert(ok.as_slice(), v)?;
+                        }
+                        None => {
+                            objects.remove(ok.as_slice())?;
+                        }
+                    }
+                    return Ok(Attempt::Done(Some(Box::new(DeletedVersion { record: cur }))));
+                }
+                let seq = match target_seq {
+                    Some(seq) => Some(seq),
+                    None => match nulls.get(ok.as_slice())? {
+                        Some(v) => <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes),
+                        None => None,
+                    },
+                };
+                let Some(seq) = seq else { return Ok(Attempt::Done(None)) };
+                let vk = version_key(bucket, key, seq);
+                match get_rec::<()>(versions, &vk)? {
+                    Some(rec) if rec.client_version_id() == version_id => {
+                        versions.remove(vk.as_slice())?;
+                        if !rec.versioned {
                             nulls.remove(ok.as_slice())?;
                         }
-                        objects.insert(ok.as_slice(), v)?;
+                        Ok(Attempt::Done(Some(Box::new(DeletedVersion { record: rec }))))
                     }
-                    None => {
-                        objects.remove(ok.as_slice())?;
-                    }
+                    _ => Ok(Attempt::Done(None)),
                 }
-                return Ok(Attempt::Done(Some(Box::new(DeletedVersion { record: cur }))));
-            }
-            let seq = match target_seq {
-                Some(seq) => Some(seq),
-                None => match nulls.get(ok.as_slice())? {
-                    Some(v) => <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes),
-                    None => None,
-                },
-            };
-            let Some(seq) = seq else { return Ok(Attempt::Done(None)) };
-            let vk = version_key(bucket, key, seq);
-            match get_rec::<()>(versions, &vk)? {
-                Some(rec) if rec.client_version_id() == version_id => {
-                    versions.remove(vk.as_slice())?;
-                    if !rec.versioned {
-                        nulls.remove(ok.as_slice())?;
-                    }
-                    Ok(Attempt::Done(Some(Box::new(DeletedVersion { record: rec }))))
-                }
-                _ => Ok(Attempt::Done(None)),
-            }
+            })
         });
         result.map_err(|e| match tx_err::<()>(e) {
             Rejected::Store(s) => s,
@@ -314,29 +320,31 @@ impl MetaStore {
             },
             Some(v) => ObjectRecord::seq_of_version_id(v),
         };
-        let result = (&self.objects, &self.versions).transaction(|(objects, versions)| {
-            let mut at = ok.clone();
-            let mut rec = get_rec::<()>(objects, &ok)?;
-            if let (Some(v), Some(cur)) = (version_id, &rec) {
-                if cur.client_version_id() != v {
-                    rec = None;
-                    if let Some(seq) = noncurrent_seq {
-                        at = version_key(bucket, key, seq);
-                        rec = get_rec::<()>(versions, &at)?.filter(|r| r.client_version_id() == v);
+        let result = self.mutate(|| {
+            (&self.objects, &self.versions).transaction(|(objects, versions)| {
+                let mut at = ok.clone();
+                let mut rec = get_rec::<()>(objects, &ok)?;
+                if let (Some(v), Some(cur)) = (version_id, &rec) {
+                    if cur.client_version_id() != v {
+                        rec = None;
+                        if let Some(seq) = noncurrent_seq {
+                            at = version_key(bucket, key, seq);
+                            rec = get_rec::<()>(versions, &at)?.filter(|r| r.client_version_id() == v);
+                        }
                     }
                 }
-            }
-            let Some(mut rec) = rec.filter(|r| !r.delete_marker) else {
-                return Ok(None);
-            };
-            change(&mut rec);
-            let value = encode(&rec).map_err(|e| abort(e.into()))?;
-            if at == ok {
-                objects.insert(at.as_slice(), value)?;
-            } else {
-                versions.insert(at.as_slice(), value)?;
-            }
-            Ok(Some(rec))
+                let Some(mut rec) = rec.filter(|r| !r.delete_marker) else {
+                    return Ok(None);
+                };
+                change(&mut rec);
+                let value = encode(&rec).map_err(|e| abort(e.into()))?;
+                if at == ok {
+                    objects.insert(at.as_slice(), value)?;
+                } else {
+                    versions.insert(at.as_slice(), value)?;
+                }
+                Ok(Some(rec))
+            })
         });
         result.map_err(|e| match tx_err::<()>(e) {
             Rejected::Store(s) => s,

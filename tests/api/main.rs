@@ -9,6 +9,7 @@ mod common;
 mod access_control;
 mod admin_buckets;
 mod auth;
+mod backup;
 mod bitrot;
 mod buckets;
 mod checksums;
