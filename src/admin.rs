@@ -5,6 +5,7 @@
 //! - `POST   /_strata/admin/keys?name=NAME` → `{"access_key": …, "secret_key": …, "name": …}`
 //! - `GET    /_strata/admin/keys`           → `[{"access_key": …, "name": …, "created_ms": …}]`
 //! - `DELETE /_strata/admin/keys/ID`        → 204, or 404 when no such key
+//! - `POST   /_strata/admin/lifecycle/run`  → one lifecycle run (see `lifecycle/admin.rs`)
 
 use http::{Method, StatusCode};
 use s3s::route::S3Route;
@@ -28,6 +29,7 @@ impl NameValidation for StrataNames {
 pub struct AdminRoute {
     pub meta: MetaStore,
     pub root_access_key: String,
+    pub lifecycle: std::sync::Arc<crate::lifecycle::Lifecycle>,
 }
 
 #[derive(Serialize)]
@@ -44,7 +46,7 @@ pub struct NewKey {
     pub name: String,
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> S3Result<S3Response<Body>> {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> S3Result<S3Response<Body>> {
     let bytes = serde_json::to_vec(value).map_err(|e| crate::s3::errors::internal("admin json", e))?;
     let mut resp = S3Response::with_status(Body::from(bytes), status);
     resp.headers.insert(
@@ -54,7 +56,7 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> S3Result<S3Response<Body
     Ok(resp)
 }
 
-fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
+pub(crate) fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
     uri.query()?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == name).then(|| urlencoding::decode(v).map(|s| s.into_owned()).unwrap_or_default())
@@ -127,6 +129,7 @@ impl S3Route for AdminRoute {
                 tracing::info!(access_key = %id, "access key deleted");
                 Ok(S3Response::with_status(Body::empty(), StatusCode::NO_CONTENT))
             }
+            (Method::POST, "lifecycle/run") => crate::lifecycle::admin::run(&self.lifecycle, &req.uri).await,
             _ => Err(s3_error!(MethodNotAllowed, "Unknown admin operation")),
         }
     }

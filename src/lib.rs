@@ -4,9 +4,11 @@
 pub mod admin;
 pub mod admin_client;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod derivative;
+pub mod lifecycle;
 pub mod s3;
 pub mod server;
 pub mod store;

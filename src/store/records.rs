@@ -52,6 +52,8 @@ pub struct BucketRecord {
     pub tags: Option<Vec<Tag>>,
     #[serde(default)]
     pub encryption: Option<DefaultEncryption>,
+    #[serde(default)]
+    pub lifecycle: Option<crate::lifecycle::rules::LifecycleConfig>,
 }
 
 impl BucketRecord {
@@ -67,6 +69,7 @@ impl BucketRecord {
             cors: None,
             tags: None,
             encryption: None,
+            lifecycle: None,
         }
     }
 

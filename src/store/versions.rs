@@ -42,6 +42,17 @@ enum Attempt {
     Stale,
 }
 
+/// Where a version must still stand for [`MetaStore::delete_version_if`] to delete it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Anywhere (S3 DeleteObject with a version id).
+    Any,
+    /// Still noncurrent (not promoted to latest by a delete of the newer versions).
+    Noncurrent,
+    /// Still the latest version and the key's only one (a lone delete marker).
+    OnlyVersion,
+}
+
 /// Which version a versioned delete removed.
 #[derive(Debug)]
 pub struct DeletedVersion {
@@ -143,12 +154,32 @@ impl MetaStore {
         mode: VersioningMode,
         marker: Option<&ObjectRecord>,
     ) -> Result<(Option<ObjectRecord>, VersionChange), StoreError> {
+        self.delete_current_if(bucket, key, mode, marker, None)?
+            .ok_or_else(|| StoreError::Corrupt("unexpected delete condition".into()))
+    }
+
+    /// [`MetaStore::delete_current`], done only if the latest version is still the live
+    /// (non-marker) version with internal id `expected` (when given); `Ok(None)` otherwise.
+    /// Lifecycle expiration uses it so that a version written after the evaluation survives.
+    pub fn delete_current_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        mode: VersioningMode,
+        marker: Option<&ObjectRecord>,
+        expected: Option<&str>,
+    ) -> Result<Option<(Option<ObjectRecord>, VersionChange)>, StoreError> {
         let ok = object_key(bucket, key);
         let nk = ok.clone();
         let marker_value = marker.map(encode).transpose()?;
         (&self.objects, &self.versions, &self.null_versions)
             .transaction(|(objects, versions, nulls)| {
                 let old = get_rec::<()>(objects, &ok)?;
+                if let Some(want) = expected {
+                    if !old.as_ref().is_some_and(|o| o.version_id == want && !o.delete_marker) {
+                        return Err(abort(Rejected::Condition(())));
+                    }
+                }
                 let mut retired = Vec::new();
                 match (&marker_value, mode) {
                     (Some(m), VersioningMode::Enabled | VersioningMode::Suspended) => {
@@ -159,20 +190,20 @@ impl MetaStore {
                             retire_noncurrent_null(bucket, key, versions, nulls, &nk, &mut retired)?;
                         }
                         objects.insert(ok.as_slice(), m.as_slice())?;
-                        Ok((marker.cloned(), VersionChange { retired }))
+                        Ok(Some((marker.cloned(), VersionChange { retired })))
                     }
                     _ => {
                         if let Some(old) = old {
                             objects.remove(ok.as_slice())?;
                             retired.push(old);
                         }
-                        Ok((None, VersionChange { retired }))
+                        Ok(Some((None, VersionChange { retired })))
                     }
                 }
             })
-            .map_err(|e| match tx_err::<()>(e) {
-                Rejected::Store(s) => s,
-                Rejected::Condition(()) => StoreError::Corrupt("unexpected delete condition".into()),
+            .or_else(|e| match tx_err::<()>(e) {
+                Rejected::Store(s) => Err(s),
+                Rejected::Condition(()) => Ok(None),
             })
     }
 
@@ -183,6 +214,18 @@ impl MetaStore {
         bucket: &str,
         key: &str,
         version_id: &str,
+    ) -> Result<Option<DeletedVersion>, StoreError> {
+        self.delete_version_if(bucket, key, version_id, Expect::Any)
+    }
+
+    /// [`MetaStore::delete_version`], done only if the version still stands where `expect`
+    /// says (checked inside the transaction); `None` otherwise.
+    pub fn delete_version_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        expect: Expect,
     ) -> Result<Option<DeletedVersion>, StoreError> {
         let target_seq = if version_id == NULL_VERSION {
             None
@@ -201,7 +244,8 @@ impl MetaStore {
                 .scan_prefix(versions_prefix(bucket, key))
                 .next()
                 .transpose()?;
-            match self.try_delete_version(bucket, key, version_id, target_seq, newest.as_ref().map(|(k, _)| k))? {
+            let newest = newest.as_ref().map(|(k, _)| k);
+            match self.try_delete_version(bucket, key, version_id, target_seq, newest, expect)? {
                 Attempt::Done(d) => return Ok(d.map(|b| *b)),
                 Attempt::Stale => continue,
             }
@@ -218,11 +262,20 @@ impl MetaStore {
         version_id: &str,
         target_seq: Option<u64>,
         newest: Option<&sled::IVec>,
+        expect: Expect,
     ) -> Result<Attempt, StoreError> {
         let ok = object_key(bucket, key);
         let result = (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
             let current = get_rec::<()>(objects, &ok)?;
             if let Some(cur) = current.filter(|c| c.client_version_id() == version_id) {
+                let refused = match expect {
+                    Expect::Any => false,
+                    Expect::Noncurrent => true,
+                    Expect::OnlyVersion => newest.is_some(),
+                };
+                if refused {
+                    return Ok(Attempt::Done(None));
+                }
                 match newest {
                     Some(vk) => {
                         let Some(v) = versions.remove(vk.as_ref())? else {
@@ -247,7 +300,9 @@ impl MetaStore {
                     None => None,
                 },
             };
-            let Some(seq) = seq else { return Ok(Attempt::Done(None)) };
+            let Some(seq) = seq.filter(|_| expect != Expect::OnlyVersion) else {
+                return Ok(Attempt::Done(None));
+            };
             let vk = version_key(bucket, key, seq);
             match get_rec::<()>(versions, &vk)? {
                 Some(rec) if rec.client_version_id() == version_id => {
