@@ -19,6 +19,7 @@ mod diskfull;
 mod encryption;
 mod errors;
 mod kill_cycles;
+mod lifecycle;
 mod list;
 mod multipart;
 mod objects;
