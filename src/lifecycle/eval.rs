@@ -408,13 +408,16 @@ mod tests {
             ..rule(Filter::All)
         };
         let v = current("a", JAN1, &[]);
-        assert_eq!(evaluate(&[tiers.clone()], &v, JAN1 + 29 * DAY), Action::Keep);
         assert_eq!(
-            evaluate(&[tiers.clone()], &v, JAN1 + 30 * DAY),
+            evaluate(std::slice::from_ref(&tiers), &v, JAN1 + 29 * DAY),
+            Action::Keep
+        );
+        assert_eq!(
+            evaluate(std::slice::from_ref(&tiers), &v, JAN1 + 30 * DAY),
             Action::Transition(TargetClass::StandardIa)
         );
         assert_eq!(
-            evaluate(&[tiers.clone()], &v, JAN1 + 61 * DAY),
+            evaluate(std::slice::from_ref(&tiers), &v, JAN1 + 61 * DAY),
             Action::Transition(TargetClass::Glacier)
         );
         // Another rule expiring the same object earlier wins over both transitions.
@@ -449,7 +452,7 @@ mod tests {
             ..current("a", 0, &[])
         };
         assert_eq!(
-            evaluate(&[nc.clone()], &old, JAN1 + 30 * DAY),
+            evaluate(std::slice::from_ref(&nc), &old, JAN1 + 30 * DAY),
             Action::TransitionNoncurrent(TargetClass::StandardIa)
         );
         assert_eq!(evaluate(&[nc], &old, JAN1 + 60 * DAY), Action::ExpireNoncurrent);
@@ -462,8 +465,18 @@ mod tests {
             ..rule(Filter::Prefix("up/".into()))
         };
         let started = JAN1 + 3_600_000;
-        assert!(!abort_upload_due(&[r.clone()], "up/a", started, JAN1 + 3 * DAY - 1));
-        assert!(abort_upload_due(&[r.clone()], "up/a", started, JAN1 + 3 * DAY));
+        assert!(!abort_upload_due(
+            std::slice::from_ref(&r),
+            "up/a",
+            started,
+            JAN1 + 3 * DAY - 1
+        ));
+        assert!(abort_upload_due(
+            std::slice::from_ref(&r),
+            "up/a",
+            started,
+            JAN1 + 3 * DAY
+        ));
         assert!(!abort_upload_due(&[r], "other/a", started, JAN1 + 30 * DAY));
     }
 

@@ -94,13 +94,16 @@ enum Planned {
         key: String,
         version_id: String,
     },
+    /// `version_id` as clients see it, `id` the internal one (see [`Expect`]).
     RemoveDeleteMarker {
         key: String,
         version_id: String,
+        id: String,
     },
     ExpireNoncurrent {
         key: String,
         version_id: String,
+        id: String,
     },
     Transition {
         key: String,
@@ -290,6 +293,7 @@ impl Lifecycle {
                     Action::ExpireNoncurrent => planned.push(Planned::ExpireNoncurrent {
                         key: key.clone(),
                         version_id,
+                        id: v.version_id.clone(),
                     }),
                     Action::TransitionNoncurrent(class) => planned.push(Planned::Transition {
                         key: key.clone(),
@@ -320,6 +324,7 @@ impl Lifecycle {
                 Action::RemoveDeleteMarker => planned.push(Planned::RemoveDeleteMarker {
                     key: key.clone(),
                     version_id: current.client_version_id().to_string(),
+                    id: current.version_id.clone(),
                 }),
                 Action::Transition(class) => planned.push(Planned::Transition {
                     key: key.clone(),
@@ -373,8 +378,8 @@ impl Lifecycle {
                         None => done.skipped += 1,
                     }
                 }
-                Planned::RemoveDeleteMarker { key, version_id } => {
-                    match meta.delete_version_if(bucket, &key, &version_id, Expect::OnlyVersion)? {
+                Planned::RemoveDeleteMarker { key, version_id, id } => {
+                    match meta.delete_version_if(bucket, &key, &version_id, Expect::OnlyVersion(&id))? {
                         Some(d) => {
                             done.delete_markers_removed += 1;
                             retired.push((key, d.record));
@@ -382,8 +387,8 @@ impl Lifecycle {
                         None => done.skipped += 1,
                     }
                 }
-                Planned::ExpireNoncurrent { key, version_id } => {
-                    match meta.delete_version_if(bucket, &key, &version_id, Expect::Noncurrent)? {
+                Planned::ExpireNoncurrent { key, version_id, id } => {
+                    match meta.delete_version_if(bucket, &key, &version_id, Expect::Noncurrent(&id))? {
                         Some(d) => {
                             done.noncurrent_expired += 1;
                             retired.push((key, d.record));

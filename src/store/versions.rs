@@ -43,14 +43,16 @@ enum Attempt {
 }
 
 /// Where a version must still stand for [`MetaStore::delete_version_if`] to delete it.
+/// The `&str` is the version's internal id ([`ObjectRecord::version_id`]), which, unlike a
+/// client-visible `null`, names one record for ever.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expect {
+pub enum Expect<'a> {
     /// Anywhere (S3 DeleteObject with a version id).
     Any,
     /// Still noncurrent (not promoted to latest by a delete of the newer versions).
-    Noncurrent,
+    Noncurrent(&'a str),
     /// Still the latest version and the key's only one (a lone delete marker).
-    OnlyVersion,
+    OnlyVersion(&'a str),
 }
 
 /// Which version a versioned delete removed.
@@ -225,7 +227,7 @@ impl MetaStore {
         bucket: &str,
         key: &str,
         version_id: &str,
-        expect: Expect,
+        expect: Expect<'_>,
     ) -> Result<Option<DeletedVersion>, StoreError> {
         let target_seq = if version_id == NULL_VERSION {
             None
@@ -262,7 +264,7 @@ impl MetaStore {
         version_id: &str,
         target_seq: Option<u64>,
         newest: Option<&sled::IVec>,
-        expect: Expect,
+        expect: Expect<'_>,
     ) -> Result<Attempt, StoreError> {
         let ok = object_key(bucket, key);
         let result = (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
@@ -270,8 +272,8 @@ impl MetaStore {
             if let Some(cur) = current.filter(|c| c.client_version_id() == version_id) {
                 let refused = match expect {
                     Expect::Any => false,
-                    Expect::Noncurrent => true,
-                    Expect::OnlyVersion => newest.is_some(),
+                    Expect::Noncurrent(_) => true,
+                    Expect::OnlyVersion(id) => newest.is_some() || cur.version_id != id,
                 };
                 if refused {
                     return Ok(Attempt::Done(None));
@@ -300,12 +302,16 @@ impl MetaStore {
                     None => None,
                 },
             };
-            let Some(seq) = seq.filter(|_| expect != Expect::OnlyVersion) else {
+            let Some(seq) = seq.filter(|_| !matches!(expect, Expect::OnlyVersion(_))) else {
                 return Ok(Attempt::Done(None));
             };
             let vk = version_key(bucket, key, seq);
+            let same_record = |rec: &ObjectRecord| match expect {
+                Expect::Noncurrent(id) => rec.version_id == id,
+                _ => true,
+            };
             match get_rec::<()>(versions, &vk)? {
-                Some(rec) if rec.client_version_id() == version_id => {
+                Some(rec) if rec.client_version_id() == version_id && same_record(&rec) => {
                     versions.remove(vk.as_slice())?;
                     if !rec.versioned {
                         nulls.remove(ok.as_slice())?;
@@ -508,4 +514,86 @@ fn retire_noncurrent_null<E>(
         retired.push(rec);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::{Checksums, ObjectData};
+
+    fn rec(meta: &MetaStore, versioned: bool, delete_marker: bool) -> ObjectRecord {
+        let seq = meta.next_seq().expect("seq");
+        ObjectRecord {
+            version_id: ObjectRecord::version_id_for(seq),
+            seq,
+            versioned,
+            delete_marker,
+            acl: None,
+            tags: Vec::new(),
+            encryption: None,
+            size: 1,
+            etag: String::new(),
+            last_modified_ms: 0,
+            owner: "o".into(),
+            headers: Default::default(),
+            user_metadata: Default::default(),
+            checksums: Checksums::default(),
+            parts_count: None,
+            data: ObjectData::Inline(vec![1]),
+        }
+    }
+
+    fn put(meta: &MetaStore, r: &ObjectRecord, mode: VersioningMode) {
+        meta.put_version("b", "k", r, mode, |_| Ok::<(), ()>(())).expect("put");
+    }
+
+    #[test]
+    fn conditional_deletes_refuse_changed_versions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = MetaStore::open(dir.path(), 1 << 20).expect("open");
+        let en = VersioningMode::Enabled;
+        let v1 = rec(&meta, true, false);
+        put(&meta, &v1, en);
+        let v2 = rec(&meta, true, false);
+        put(&meta, &v2, en);
+        // Expiring the current version only if it is still v1: refused, nothing changes.
+        let marker = rec(&meta, true, true);
+        let r = meta.delete_current_if("b", "k", en, Some(&marker), Some(&v1.version_id));
+        assert!(r.expect("store").is_none());
+        assert_eq!(
+            meta.object("b", "k").expect("get").map(|r| r.version_id),
+            Some(v2.version_id.clone())
+        );
+        // v2 is the latest: a "noncurrent" delete of it is refused, of v1 done.
+        let r = meta.delete_version_if("b", "k", &v2.version_id, Expect::Noncurrent(&v2.version_id));
+        assert!(r.expect("store").is_none());
+        let r = meta.delete_version_if("b", "k", &v1.version_id, Expect::OnlyVersion(&v1.version_id));
+        assert!(r.expect("store").is_none(), "v1 is not the latest");
+        let r = meta.delete_version_if("b", "k", &v1.version_id, Expect::Noncurrent(&v1.version_id));
+        assert_eq!(
+            r.expect("store").map(|d| d.record.version_id),
+            Some(v1.version_id.clone())
+        );
+        // Expire v2 (still current): a marker on top.
+        let r = meta.delete_current_if("b", "k", en, Some(&marker), Some(&v2.version_id));
+        assert!(r.expect("store").is_some());
+        // The marker is not alone while v2 exists.
+        let r = meta.delete_version_if("b", "k", &marker.version_id, Expect::OnlyVersion(&marker.version_id));
+        assert!(r.expect("store").is_none());
+        let r = meta.delete_version_if("b", "k", &v2.version_id, Expect::Noncurrent(&v2.version_id));
+        assert!(r.expect("store").is_some());
+        let r = meta.delete_version_if("b", "k", &marker.version_id, Expect::OnlyVersion(&marker.version_id));
+        assert!(r.expect("store").is_some());
+        assert!(meta.object("b", "k").expect("get").is_none());
+        // A null version replaced by another null version is not the one evaluated.
+        let s = VersioningMode::Suspended;
+        let n1 = rec(&meta, false, false);
+        put(&meta, &n1, s);
+        let v3 = rec(&meta, true, false);
+        put(&meta, &v3, en); // n1 becomes noncurrent
+        let r = meta.delete_version_if("b", "k", NULL_VERSION, Expect::Noncurrent("someone-else"));
+        assert!(r.expect("store").is_none());
+        let r = meta.delete_version_if("b", "k", NULL_VERSION, Expect::Noncurrent(&n1.version_id));
+        assert_eq!(r.expect("store").map(|d| d.record.version_id), Some(n1.version_id));
+    }
 }
