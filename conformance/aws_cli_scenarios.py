@@ -654,6 +654,35 @@ def s3_cp_sse_aes256_up_and_down():
 
 
 @suite.scenario
+def storage_classes_cp_ls_and_glacier_restore():
+    """`aws s3 cp --storage-class`, the class in `s3 ls`-backing listings and head-object, and
+    the GLACIER flow: get-object refused with InvalidObjectState, restore-object, then readable."""
+    bucket = make_bucket("classes")
+    data = os.urandom(3 * MIB)
+    src = write_file(os.path.join(suite.scratch, "classes-src.bin"), data)
+    aws("s3", "cp", "--storage-class", "STANDARD_IA", src, f"s3://{bucket}/ia.bin")
+    aws("s3", "cp", "--storage-class", "GLACIER", src, f"s3://{bucket}/cold.bin")
+    aws("s3", "cp", src, f"s3://{bucket}/std.bin")
+    eq(head(bucket, "ia.bin").get("StorageClass"), "STANDARD_IA", "head-object StorageClass of ia.bin")
+    eq(head(bucket, "std.bin").get("StorageClass"), None, "head-object StorageClass of a STANDARD object")
+    listed = {o["Key"]: o.get("StorageClass") for o in aws_json("s3api", "list-objects-v2", "--bucket", bucket)["Contents"]}
+    eq(listed, {"cold.bin": "GLACIER", "ia.bin": "STANDARD_IA", "std.bin": "STANDARD"}, "list-objects-v2 StorageClass")
+    body, _ = get_bytes(bucket, "ia.bin")
+    check(body == data, "STANDARD_IA object reads back", "identical bytes", f"{len(body)} bytes, differ")
+    expect_error(["s3api", "get-object", "--bucket", bucket, "--key", "cold.bin",
+                  os.path.join(suite.scratch, "cold.out")], "InvalidObjectState")
+    aws("s3api", "restore-object", "--bucket", bucket, "--key", "cold.bin",
+        "--restore-request", json.dumps({"Days": 1}))
+    restore = head(bucket, "cold.bin").get("Restore", "")
+    check(restore.startswith('ongoing-request="false"'), "head-object Restore after restore-object",
+          'ongoing-request="false", expiry-date=...', restore)
+    body, _ = get_bytes(bucket, "cold.bin")
+    check(body == data, "restored GLACIER object reads back", "identical bytes", f"{len(body)} bytes, differ")
+    expect_error(["s3", "cp", "--storage-class", "DEEP_ARCHIVE", src, f"s3://{bucket}/deep.bin"], "InvalidStorageClass")
+    os.unlink(src)
+
+
+@suite.scenario
 def s3_cp_sse_c_up_and_down():
     """SSE-C over plain http: Strata accepts customer keys from a loopback client (S3 itself
     requires TLS), and the aws CLI v1 sends them over http without complaint."""

@@ -1051,6 +1051,8 @@ fn key_record(key: &str, n: usize) -> strata::store::records::ObjectRecord {
         checksums: Checksums::default(),
         parts_count: None,
         data: ObjectData::Inline(key.as_bytes().to_vec()),
+        storage_class: Default::default(),
+        restored_until_ms: None,
     }
 }
 

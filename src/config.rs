@@ -34,6 +34,16 @@ pub struct Config {
     pub encryption: EncryptionConfig,
     pub tls: TlsConfig,
     pub lifecycle: LifecycleSettings,
+    pub storage: StorageConfig,
+}
+
+/// Where the colder storage classes keep their bytes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The cold volume for STANDARD_IA and GLACIER objects: typically a cheaper, larger disk
+    /// or an NFS mount. Default `<data_dir>/cold`. (Env: `STRATA_COLD_DIR`.)
+    pub cold_dir: Option<PathBuf>,
 }
 
 /// The lifecycle worker (bucket lifecycle rules applied in the background).
@@ -262,6 +272,7 @@ impl Default for Config {
             encryption: EncryptionConfig::default(),
             tls: TlsConfig::default(),
             lifecycle: LifecycleSettings::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -284,11 +295,19 @@ impl Limits {
             delete_grace: std::time::Duration::from_secs(self.deleted_blob_grace_secs),
             body_idle_timeout: std::time::Duration::from_secs(self.body_idle_timeout_secs),
             metadata_cache_bytes: self.metadata_cache_bytes,
+            cold_dir: None,
         }
     }
 }
 
 impl Config {
+    /// The store's tunables: `[limits]` plus the cold volume.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        let mut opts = self.limits.store_options();
+        opts.cold_dir = self.storage.cold_dir.clone();
+        opts
+    }
+
     /// Loads the TOML file (if any), then applies env/flag overrides and validates.
     pub fn load(file: Option<&Path>, over: Overrides) -> anyhow::Result<Self> {
         let mut cfg = match file {
@@ -317,6 +336,9 @@ impl Config {
         }
         if over.tls_key.is_some() {
             cfg.tls.key = over.tls_key;
+        }
+        if let Ok(v) = std::env::var("STRATA_COLD_DIR") {
+            cfg.storage.cold_dir = Some(PathBuf::from(v));
         }
         if let Ok(v) = std::env::var("STRATA_MASTER_KEY_FILE") {
             cfg.encryption.master_key_file = Some(PathBuf::from(v));

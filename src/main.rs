@@ -252,7 +252,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     runtime.block_on(async move {
         // Sweep blobs left by a crash before any request can create new ones.
         let data_dir = cfg.data_dir.clone();
-        let opts = cfg.limits.store_options();
+        let opts = cfg.store_options();
         let (mut store, swept) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let store = strata::store::Store::open(&data_dir, &opts)?;
             let report = store.sweep_orphans()?;
@@ -460,7 +460,7 @@ fn open_offline(args: DataArgs) -> anyhow::Result<strata::store::Store> {
         args.config.as_deref(),
         args.data.or_else(|| Some(PathBuf::from(DEFAULT_DATA_DIR))),
     )?;
-    strata::store::Store::open(&cfg.data_dir, &cfg.limits.store_options()).map_err(|e| {
+    strata::store::Store::open(&cfg.data_dir, &cfg.store_options()).map_err(|e| {
         anyhow::anyhow!(
             "cannot open {} (is a server running on it?): {e}",
             cfg.data_dir.display()

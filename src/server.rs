@@ -312,6 +312,9 @@ async fn route(
     let cors = cors_headers(&front, &req);
     let is_post = req.method() == http::Method::POST;
     let mut resp = respond(service, front, peer, req).await;
+    if let Some(status) = resp.extensions().get::<crate::s3::StatusOverride>() {
+        *resp.status_mut() = status.0;
+    }
     if is_post && resp.status() == http::StatusCode::BAD_REQUEST {
         resp = post_condition_as_access_denied(resp);
     }

@@ -79,6 +79,15 @@ pub enum TargetClass {
     Glacier,
 }
 
+impl From<TargetClass> for crate::store::records::StorageClass {
+    fn from(c: TargetClass) -> Self {
+        match c {
+            TargetClass::StandardIa => Self::StandardIa,
+            TargetClass::Glacier => Self::Glacier,
+        }
+    }
+}
+
 impl TargetClass {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -11,7 +11,8 @@
 //! handlers: expiring a current version is DeleteObject's `delete_current`, only if the
 //! latest version is still the one evaluated; removing a noncurrent version or a lone delete
 //! marker is DeleteObject-with-versionId's `delete_version`, only if it still stands where it
-//! was evaluated; uploads are aborted as AbortMultipartUpload does. A batch's changes are made
+//! was evaluated; uploads are aborted as AbortMultipartUpload does; transitions go through
+//! `Store::transition_version` (only towards a colder class). A batch's changes are made
 //! durable before they are counted, and then the deleted versions' blobs (after the grace
 //! period) and derivatives are freed exactly as DeleteObject frees them.
 
@@ -49,8 +50,6 @@ pub struct RunReport {
     pub uploads_aborted: u64,
     /// Versions moved to a colder storage class.
     pub transitions: u64,
-    /// Transitions that were due but not applied (see [`Lifecycle::transition`]).
-    pub transitions_pending: u64,
     /// Actions not applied because the version changed between evaluation and action.
     pub skipped: u64,
     /// The run stopped at `max_actions_per_run`.
@@ -64,7 +63,6 @@ impl RunReport {
             + self.noncurrent_expired
             + self.uploads_aborted
             + self.transitions
-            + self.transitions_pending
             + self.skipped
     }
 
@@ -72,7 +70,7 @@ impl RunReport {
     pub fn summary(&self) -> String {
         format!(
             "lifecycle: scanned {} versions in {} buckets, expired {}, delete markers removed {}, noncurrent expired {}, \
-             uploads aborted {}, transitions {} (pending {}), skipped {}{}",
+             uploads aborted {}, transitions {}, skipped {}{}",
             self.scanned,
             self.buckets,
             self.expired,
@@ -80,7 +78,6 @@ impl RunReport {
             self.noncurrent_expired,
             self.uploads_aborted,
             self.transitions,
-            self.transitions_pending,
             self.skipped,
             if self.limited { "; stopped at max_actions_per_run" } else { "" }
         )
@@ -110,11 +107,6 @@ enum Planned {
         version_id: String,
         class: TargetClass,
     },
-}
-
-/// What [`Lifecycle::transition`] did.
-enum TransitionOutcome {
-    Pending,
 }
 
 pub struct Lifecycle {
@@ -199,7 +191,6 @@ impl Lifecycle {
             noncurrent_expired = report.noncurrent_expired,
             uploads_aborted = report.uploads_aborted,
             transitions = report.transitions,
-            transitions_pending = report.transitions_pending,
             skipped = report.skipped,
             limited = report.limited,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -295,11 +286,14 @@ impl Lifecycle {
                         version_id,
                         id: v.version_id.clone(),
                     }),
-                    Action::TransitionNoncurrent(class) => planned.push(Planned::Transition {
-                        key: key.clone(),
-                        version_id,
-                        class,
-                    }),
+                    // Never back to a warmer class, nor again to the one it is in.
+                    Action::TransitionNoncurrent(class) if v.storage_class < class.into() => {
+                        planned.push(Planned::Transition {
+                            key: key.clone(),
+                            version_id,
+                            class,
+                        })
+                    }
                     _ => {}
                 }
                 since = v.last_modified_ms;
@@ -326,11 +320,13 @@ impl Lifecycle {
                     version_id: current.client_version_id().to_string(),
                     id: current.version_id.clone(),
                 }),
-                Action::Transition(class) => planned.push(Planned::Transition {
-                    key: key.clone(),
-                    version_id: current.client_version_id().to_string(),
-                    class,
-                }),
+                Action::Transition(class) if current.storage_class < class.into() => {
+                    planned.push(Planned::Transition {
+                        key: key.clone(),
+                        version_id: current.client_version_id().to_string(),
+                        class,
+                    })
+                }
                 _ => {}
             }
             last_key = Some(key);
@@ -397,8 +393,16 @@ impl Lifecycle {
                     }
                 }
                 Planned::Transition { key, version_id, class } => {
-                    match self.transition(bucket, &key, &version_id, class).await? {
-                        TransitionOutcome::Pending => done.transitions_pending += 1,
+                    // Copies the bytes to the cold volume, then flips the record only if the
+                    // version is unchanged; durable before it returns true.
+                    if self
+                        .store
+                        .transition_version(bucket, &key, &version_id, class.into())
+                        .await?
+                    {
+                        done.transitions += 1;
+                    } else {
+                        done.skipped += 1;
                     }
                 }
             }
@@ -411,28 +415,7 @@ impl Lifecycle {
         report.delete_markers_removed += done.delete_markers_removed;
         report.noncurrent_expired += done.noncurrent_expired;
         report.transitions += done.transitions;
-        report.transitions_pending += done.transitions_pending;
         report.skipped += done.skipped;
         Ok(())
-    }
-
-    /// Moves one version's bytes to `class`. Transition pending: storage classes not merged —
-    /// until `Store::transition_version` exists, due transitions are evaluated and reported
-    /// (`transitions_pending`) but nothing moves.
-    async fn transition(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: &str,
-        class: TargetClass,
-    ) -> Result<TransitionOutcome, StoreError> {
-        tracing::debug!(
-            bucket,
-            key,
-            version_id,
-            class = class.as_str(),
-            "transition pending: storage classes not merged"
-        );
-        Ok(TransitionOutcome::Pending)
     }
 }

@@ -78,6 +78,7 @@ fn source_record(
         other => other?,
     };
     s.authz.authorize_copy_source(req, bucket, key, &rec)?;
+    super::storage_class::check_readable(&rec)?;
     conditional::check(cond, &rec.etag, rec.last_modified_ms, Kind::CopySource)?;
     Ok((bucket.to_string(), key.to_string(), rec))
 }
@@ -113,8 +114,12 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
     let same_version = source(&input.copy_source)?.2.is_none();
     // Copying an object onto itself with new encryption is how S3 clients encrypt in place.
     let changes_encryption = input.server_side_encryption.is_some() || input.sse_customer_key.is_some();
+    // S3: a copy is STANDARD unless it names a class; copying onto itself with a class is
+    // how clients change an object's class.
+    let storage_class = super::storage_class::requested(input.storage_class.as_ref())?;
     if !replace
         && !changes_encryption
+        && input.storage_class.is_none()
         && same_version
         && src_bucket == input.bucket
         && src_key == input.key
@@ -155,7 +160,7 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         )
         .await
         .map_err(ingest_error)?;
-    let data = match publish_body(s, &ingested).await {
+    let data = match publish_body(s, &ingested, storage_class).await {
         Ok(d) => d,
         Err(e) => {
             discard(s, &ingested);
@@ -186,6 +191,8 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         checksums: checksum::full_object(&ingested.checksums),
         parts_count: None,
         data,
+        storage_class,
+        restored_until_ms: None,
     };
     let rec = commit_object(s, &bucket, &input.bucket, &input.key, rec, None, None).await?;
     let c = checksum::to_dto(&rec.checksums);
@@ -273,7 +280,7 @@ pub async fn upload_part_copy(
         )
         .await
         .map_err(ingest_error)?;
-    let (blob, ingested) = into_blob(s, ingested).await?;
+    let (blob, ingested) = into_blob(s, ingested, upload.storage_class).await?;
     let part_etag = hex::encode(ingested.md5);
     let checksums = checksum::full_object(&ingested.checksums);
     let now = now_ms();

@@ -109,6 +109,7 @@ async fn serve(
         ));
     }
     let rec = s.object_at(bucket, key, version_id)?;
+    super::storage_class::check_readable(&rec)?;
     let data_key = s.data_key_for_read(rec.encryption.as_ref(), customer, secure)?;
     let src = source_id(bucket, key, &rec.version_id);
     let format = match s.derivatives.hot.source_format(&src) {

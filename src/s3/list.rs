@@ -179,7 +179,7 @@ fn render(page: Page, with_owner: bool, enc: &impl Fn(String) -> String) -> Rend
                 size: Some(rec.size as i64),
                 e_tag: Some(etag(&rec.etag)),
                 last_modified: Some(ms_to_timestamp(rec.last_modified_ms)),
-                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                storage_class: Some(ObjectStorageClass::from(rec.storage_class.as_str().to_string())),
                 owner: with_owner.then(|| owner(&rec.owner)),
                 ..Default::default()
             }),

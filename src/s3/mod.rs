@@ -17,6 +17,7 @@ pub(crate) mod multipart;
 pub(crate) mod object;
 mod policy;
 mod public_access;
+mod storage_class;
 mod tagging;
 mod versioning;
 
@@ -48,6 +49,12 @@ pub struct Strata {
     pub keyring: crate::store::keyring::Keyring,
     pub default_kms_key_id: Option<String>,
 }
+
+/// A response status s3s 0.14 cannot express: it ignores `S3Response::status` for most
+/// operations (RestoreObject's 202), so handlers put this in the response extensions and
+/// `server.rs` applies it.
+#[derive(Clone, Copy, Debug)]
+pub struct StatusOverride(pub http::StatusCode);
 
 /// Who made a request (see [`caller_or_anonymous`]); kept fallible for the handlers that
 /// must know a signed caller.
@@ -395,6 +402,11 @@ impl S3 for Strata {
         req: S3Request<DeletePublicAccessBlockInput>,
     ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
         public_access::delete(self, req).await
+    }
+
+    // ---- storage classes ----
+    async fn restore_object(&self, req: S3Request<RestoreObjectInput>) -> S3Result<S3Response<RestoreObjectOutput>> {
+        storage_class::restore_object(self, req).await
     }
 
     // ---- CORS ----

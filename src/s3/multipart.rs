@@ -14,7 +14,7 @@ use super::errors::store_error;
 use super::{caller, check_key, etag, object_headers, Strata};
 use crate::store::blob::{Ingested, IngestedBody};
 use crate::store::meta::Rejected;
-use crate::store::records::{BlobRef, ObjectData, ObjectRecord, PartRecord, UploadRecord};
+use crate::store::records::{BlobRef, ObjectData, ObjectRecord, PartRecord, StorageClass as Class, UploadRecord};
 use crate::store::BlobStore;
 use crate::util::{ms_to_timestamp, now_ms};
 
@@ -52,8 +52,10 @@ pub async fn create(
     let acl = super::acl::object_acl_from_request(s, &bucket, &owner, input.acl.as_ref(), &req.headers)?;
     let encryption = s.encryption_for_write(&bucket, &sse_request!(input), connection_is_secure(&req.extensions))?;
     let sse = report(encryption.as_ref().map(|(e, _)| e));
+    let storage_class = super::storage_class::requested(input.storage_class.as_ref())?;
     let id = BlobStore::new_id();
     let rec = UploadRecord {
+        storage_class,
         acl,
         tags,
         encryption: encryption.map(|(e, _)| e),
@@ -92,7 +94,7 @@ pub async fn create(
 
 /// Makes sure an ingested part is a blob file. Parts are ingested with no inline budget,
 /// so only an empty body comes back inline; it gets an empty file.
-pub(super) async fn into_blob(s: &Strata, ingested: Ingested) -> S3Result<(BlobRef, Ingested)> {
+pub(super) async fn into_blob(s: &Strata, ingested: Ingested, class: Class) -> S3Result<(BlobRef, Ingested)> {
     let id = match &ingested.body {
         IngestedBody::Pending(id) => id.clone(),
         IngestedBody::Inline(bytes) if bytes.is_empty() => {
@@ -102,7 +104,7 @@ pub(super) async fn into_blob(s: &Strata, ingested: Ingested) -> S3Result<(BlobR
         }
         IngestedBody::Inline(_) => return Err(super::errors::internal("part", "non-empty part was buffered inline")),
     };
-    if let Err(e) = s.store.blobs.publish(&id).await {
+    if let Err(e) = s.store.blobs.publish(&id, class.is_cold()).await {
         s.store.blobs.discard(&id);
         return Err(store_error(e));
     }
@@ -112,6 +114,7 @@ pub(super) async fn into_blob(s: &Strata, ingested: Ingested) -> S3Result<(BlobR
         md5: ingested.md5.to_vec(),
         crc64: Some(ingested.crc64),
         sealed: ingested.sealed,
+        cold: class.is_cold(),
     };
     Ok((blob, ingested))
 }
@@ -183,7 +186,7 @@ pub async fn upload_part(s: &Strata, req: S3Request<UploadPartInput>) -> S3Resul
         part_key.as_ref(),
     )
     .await?;
-    let (blob, ingested) = into_blob(s, ingested).await?;
+    let (blob, ingested) = into_blob(s, ingested, up.storage_class).await?;
     let part_etag = hex::encode(ingested.md5);
     let checksums = checksum::full_object(&ingested.checksums);
     record_part(
@@ -336,6 +339,8 @@ pub async fn complete(
         checksums,
         parts_count: Some(blobs.len() as u32),
         data: ObjectData::Blobs(blobs),
+        storage_class: up.storage_class,
+        restored_until_ms: None,
     };
     let all_parts: Vec<u32> = stored.keys().copied().collect();
     let result = s.store.meta.complete_upload(
@@ -465,7 +470,7 @@ pub async fn list_parts(s: &Strata, req: S3Request<ListPartsInput>) -> S3Result<
             display_name: owner.display_name.clone(),
         }),
         owner: Some(owner),
-        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+        storage_class: Some(StorageClass::from(up.storage_class.as_str().to_string())),
         checksum_algorithm: up.checksum_algorithm.map(ChecksumAlgorithm::from),
         checksum_type: up.checksum_type.map(ChecksumType::from),
         ..Default::default()
@@ -528,7 +533,7 @@ pub async fn list_uploads(
                 display_name: owner.display_name.clone(),
             }),
             owner: Some(owner),
-            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            storage_class: Some(StorageClass::from(u.storage_class.as_str().to_string())),
             checksum_algorithm: u.checksum_algorithm.map(ChecksumAlgorithm::from),
             checksum_type: u.checksum_type.map(ChecksumType::from),
         });

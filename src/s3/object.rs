@@ -13,24 +13,28 @@ use super::{caller, caller_or_anonymous, check_key, etag, object_headers, report
 use crate::store::blob::{Ingested, IngestedBody};
 use crate::store::crypto::Key256;
 use crate::store::meta::Rejected;
-use crate::store::records::{BlobRef, BucketRecord, Checksums, ObjectData, ObjectRecord, VersioningMode, NULL_VERSION};
+use crate::store::records::{
+    BlobRef, BucketRecord, Checksums, ObjectData, ObjectRecord, StorageClass, VersioningMode, NULL_VERSION,
+};
 use crate::util::{ms_to_timestamp, now_ms};
 
 /// S3's content type for objects stored without one.
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
 /// Turns an ingested body into object data, publishing its blob if it has one.
-pub(super) async fn publish_body(s: &Strata, ingested: &Ingested) -> S3Result<ObjectData> {
+/// A blob of a cold storage class goes to the cold volume.
+pub(super) async fn publish_body(s: &Strata, ingested: &Ingested, class: StorageClass) -> S3Result<ObjectData> {
     Ok(match &ingested.body {
         IngestedBody::Inline(b) => ObjectData::Inline(b.to_vec()),
         IngestedBody::Pending(id) => {
-            s.store.blobs.publish(id).await.map_err(store_error)?;
+            s.store.blobs.publish(id, class.is_cold()).await.map_err(store_error)?;
             ObjectData::Blobs(vec![BlobRef {
                 id: id.clone(),
                 size: ingested.size,
                 md5: ingested.md5.to_vec(),
                 crc64: Some(ingested.crc64),
                 sealed: ingested.sealed,
+                cold: class.is_cold(),
             }])
         }
     })
@@ -137,6 +141,7 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
     let acl = super::acl::object_acl_from_request(s, &bucket, &owner, input.acl.as_ref(), &req.headers)?;
     let encryption = s.encryption_for_write(&bucket, &sse_request!(input), connection_is_secure(&req.extensions))?;
     let user_metadata = s.user_metadata(input.metadata)?;
+    let storage_class = super::storage_class::requested(input.storage_class.as_ref())?;
     if input.content_length.unwrap_or(0) as u64 > s.limits.max_object_size {
         return Err(s3_error!(
             EntityTooLarge,
@@ -175,7 +180,7 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
         encryption.as_ref().map(|(_, k)| k),
     )
     .await?;
-    let data = match publish_body(s, &ingested).await {
+    let data = match publish_body(s, &ingested, storage_class).await {
         Ok(d) => d,
         Err(e) => {
             discard(s, &ingested);
@@ -206,6 +211,8 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
         checksums: checksum::full_object(&ingested.checksums),
         parts_count: None,
         data,
+        storage_class,
+        restored_until_ms: None,
     };
     let rec = commit_object(
         s,
@@ -368,6 +375,7 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
     let input = req.input;
     let rec = s.object_at(&input.bucket, &input.key, input.version_id.as_deref())?;
     let bucket = s.bucket(&input.bucket)?;
+    super::storage_class::check_readable(&rec)?;
     let data_key = s.data_key_for_read(rec.encryption.as_ref(), customer_key_headers!(input), secure)?;
     let sse = report(rec.encryption.as_ref());
     conditional::check(
@@ -406,6 +414,8 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
         cache_control: input.response_cache_control.or_else(|| h.cache_control.clone()),
         expires: input.response_expires.or_else(|| h.expires_ms.map(ms_to_timestamp)),
         website_redirect_location: h.website_redirect_location.clone(),
+        storage_class: super::storage_class::reported(&rec),
+        restore: super::storage_class::restore_header(&rec),
         metadata: metadata(&rec),
         version_id: reported_version(&bucket, &rec),
         server_side_encryption: sse.server_side_encryption.clone(),
@@ -472,6 +482,8 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Res
         cache_control: input.response_cache_control.or_else(|| h.cache_control.clone()),
         expires: input.response_expires.or_else(|| h.expires_ms.map(ms_to_timestamp)),
         website_redirect_location: h.website_redirect_location.clone(),
+        storage_class: super::storage_class::reported(&rec),
+        restore: super::storage_class::restore_header(&rec),
         metadata: metadata(&rec),
         version_id: reported_version(&bucket, &rec),
         server_side_encryption: sse.server_side_encryption.clone(),
@@ -522,6 +534,8 @@ pub(crate) fn delete_marker(version_id: String, seq: u64, versioned: bool, owner
         checksums: Checksums::default(),
         parts_count: None,
         data: ObjectData::Inline(Vec::new()),
+        storage_class: StorageClass::Standard,
+        restored_until_ms: None,
     }
 }
 

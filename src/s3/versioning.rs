@@ -166,9 +166,7 @@ pub async fn list(
                 last_modified: Some(ms_to_timestamp(v.last_modified_ms)),
                 e_tag: Some(etag(&v.etag)),
                 size: Some(v.size as i64),
-                storage_class: Some(ObjectVersionStorageClass::from_static(
-                    ObjectVersionStorageClass::STANDARD,
-                )),
+                storage_class: Some(ObjectVersionStorageClass::from(v.storage_class.as_str().to_string())),
                 owner: Some(super::list::owner(&v.owner)),
                 ..Default::default()
             }),

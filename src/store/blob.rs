@@ -5,6 +5,10 @@
 //! verified the checksums is the file renamed into `blobs/` and the directory fsynced.
 //! Reading streams a byte range across one or more blobs and verifies each blob's MD5 when
 //! it is read whole, aborting the stream instead of serving rotten bytes.
+//!
+//! Blobs of the colder storage classes live on a second volume (`storage.cold_dir`,
+//! `<cold>/blobs/ab/<id>`); [`BlobRef::cold`] says which, and [`BlobStore::blob_path`] is the
+//! one place that resolves it. [`BlobStore::copy_to_cold`] moves bytes there for transitions.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -29,6 +33,9 @@ const PIPELINE_DEPTH: usize = 4;
 pub struct BlobStore {
     blobs: PathBuf,
     tmp: PathBuf,
+    /// `<cold>/blobs` and `<cold>/tmp` on the cold volume.
+    cold_blobs: PathBuf,
+    cold_tmp: PathBuf,
     /// Longest wait for the next chunk of a request body before giving up on the client.
     body_idle_timeout: std::time::Duration,
     /// How long a replaced or deleted blob stays on disk, so a reader that looked up the
@@ -71,23 +78,17 @@ impl BlobStore {
     /// Prepares `<data>/blobs/00..ff` and an empty `<data>/tmp`.
     pub fn open(
         data_dir: &Path,
+        cold_dir: &Path,
         delete_grace: std::time::Duration,
         body_idle_timeout: std::time::Duration,
     ) -> Result<Self, StoreError> {
-        let blobs = data_dir.join("blobs");
-        let tmp = data_dir.join("tmp");
-        for i in 0..=255u8 {
-            fs::create_dir_all(blobs.join(format!("{i:02x}")))?;
-        }
-        // Anything in tmp/ belongs to an upload that never completed.
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp)?;
-        }
-        fs::create_dir_all(&tmp)?;
-        fsync_dir(data_dir)?;
+        let (blobs, tmp) = prepare_volume(data_dir)?;
+        let (cold_blobs, cold_tmp) = prepare_volume(cold_dir)?;
         Ok(Self {
             blobs,
             tmp,
+            cold_blobs,
+            cold_tmp,
             body_idle_timeout,
             delete_grace,
         })
@@ -109,6 +110,62 @@ impl BlobStore {
 
     pub fn blobs_dir(&self) -> &Path {
         &self.blobs
+    }
+
+    /// `blobs/` of the cold volume.
+    pub fn cold_blobs_dir(&self) -> &Path {
+        &self.cold_blobs
+    }
+
+    /// Where a published blob lives, on whichever volume it was written to.
+    pub fn blob_path(&self, blob: &BlobRef) -> PathBuf {
+        if blob.cold {
+            let shard = blob.id.get(..2).unwrap_or("00");
+            self.cold_blobs.join(shard).join(&blob.id)
+        } else {
+            self.path(&blob.id)
+        }
+    }
+
+    /// Copies a hot blob to the cold volume (temp file, fsync, rename, directory fsync) and
+    /// returns its reference there. The hot file is left for the caller to retire once the
+    /// metadata points at the copy. Copying an already cold blob is a no-op.
+    pub async fn copy_to_cold(&self, blob: &BlobRef) -> Result<BlobRef, StoreError> {
+        if blob.cold {
+            return Ok(blob.clone());
+        }
+        let mut cold = blob.clone();
+        cold.cold = true;
+        let from = self.blob_path(blob);
+        let to = self.blob_path(&cold);
+        let tmp = self.cold_tmp.join(format!("{}.{:08x}", blob.id, rand::random::<u32>()));
+        let expected = blob.stored_size();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let result = (|| {
+                let mut src = File::open(&from)?;
+                let mut dst = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+                let copied = io::copy(&mut src, &mut dst)?;
+                if copied != expected {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("blob {} has {copied} bytes, expected {expected}", from.display()),
+                    ));
+                }
+                dst.sync_all()?;
+                fs::rename(&tmp, &to)?;
+                if let Some(dir) = to.parent() {
+                    fsync_dir(dir)?;
+                }
+                Ok(())
+            })();
+            if result.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Io(io::Error::other(e)))??;
+        Ok(cold)
     }
 
     /// Streams `body` to disk (or memory, when it ends within `inline_max` bytes). With
@@ -246,12 +303,25 @@ impl BlobStore {
         outcome
     }
 
-    /// Moves a fsynced temp file into `blobs/` and makes the rename durable.
-    pub async fn publish(&self, id: &str) -> Result<(), StoreError> {
+    /// Moves a fsynced temp file into `blobs/` (of the cold volume with `cold`) and makes the
+    /// rename durable. The cold volume may be another file system, where a rename cannot
+    /// reach: then the bytes are copied and fsynced first.
+    pub async fn publish(&self, id: &str, cold: bool) -> Result<(), StoreError> {
         let from = self.tmp_path(id);
-        let to = self.path(id);
+        let to = self.blob_path(&BlobRef {
+            id: id.to_string(),
+            size: 0,
+            md5: Vec::new(),
+            crc64: None,
+            sealed: false,
+            cold,
+        });
+        let cold_tmp = self.cold_tmp.join(id);
         tokio::task::spawn_blocking(move || -> io::Result<()> {
-            fs::rename(&from, &to)?;
+            if cold {
+                rename_or_copy(&from, &cold_tmp)?;
+            }
+            fs::rename(if cold { &cold_tmp } else { &from }, &to)?;
             super::faults::crash_point("blob-renamed");
             if let Some(dir) = to.parent() {
                 fsync_dir(dir)?;
@@ -274,7 +344,7 @@ impl BlobStore {
         if blobs.is_empty() {
             return;
         }
-        let paths: Vec<PathBuf> = blobs.iter().map(|b| self.path(&b.id)).collect();
+        let paths: Vec<PathBuf> = blobs.iter().map(|b| self.blob_path(b)).collect();
         let grace = self.delete_grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
@@ -330,7 +400,7 @@ impl BlobStore {
                 let file = match st.file.take() {
                     Some(f) => f,
                     None => {
-                        let path = store.path(&blob.id);
+                        let path = store.blob_path(&blob);
                         let whole = offset == 0 && st.end >= blob_end;
                         st.check = whole.then(|| BlobCheck::for_blob(&blob));
                         std::sync::Arc::new(
@@ -422,7 +492,7 @@ impl BlobStore {
                         .div_ceil(SEGMENT as u64)
                         .max(first_seg + 1);
                     let last_seg = (first_seg + BATCH).min(total_segs).min(range_segs) - 1;
-                    let path = store.path(&blob.id);
+                    let path = store.blob_path(&blob);
                     let k = key.clone();
                     let plain = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
                     let file = File::open(path)?;
@@ -535,6 +605,37 @@ impl BlobCheck {
             BlobCheck::Crc64(d) => Some(d.finalize()) == blob.crc64,
             BlobCheck::Md5(m) => m.finalize()[..] == blob.md5[..],
         }
+    }
+}
+
+/// Creates `<root>/blobs/00..ff` and an empty `<root>/tmp` (anything left in tmp/ belongs to
+/// a write that never completed); returns both paths.
+fn prepare_volume(root: &Path) -> Result<(PathBuf, PathBuf), StoreError> {
+    let blobs = root.join("blobs");
+    let tmp = root.join("tmp");
+    for i in 0..=255u8 {
+        fs::create_dir_all(blobs.join(format!("{i:02x}")))?;
+    }
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir_all(&tmp)?;
+    fsync_dir(root)?;
+    Ok((blobs, tmp))
+}
+
+/// Renames `from` to `to`, or, across file systems (EXDEV), copies, fsyncs and unlinks.
+fn rename_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.raw_os_error() == Some(18) => {
+            let mut src = File::open(from)?;
+            let mut dst = OpenOptions::new().write(true).create_new(true).open(to)?;
+            io::copy(&mut src, &mut dst)?;
+            dst.sync_all()?;
+            fs::remove_file(from)?;
+            Ok(())
+        }
+        other => other,
     }
 }
 

@@ -12,7 +12,7 @@ pub struct FsckReport {
 }
 
 fn check_blob(store: &Store, what: &str, blob: &super::records::BlobRef, problems: &mut Vec<String>) {
-    match std::fs::metadata(store.blobs.path(&blob.id)) {
+    match std::fs::metadata(store.blobs.blob_path(blob)) {
         Ok(m) if m.len() == blob.stored_size() => {}
         Ok(m) => problems.push(format!(
             "{what}: blob {} has {} bytes, expected {}",

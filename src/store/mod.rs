@@ -16,6 +16,7 @@ pub mod keyring;
 pub mod meta;
 pub mod records;
 pub mod scrub;
+pub mod tiering;
 pub mod versions;
 
 use std::collections::HashSet;
@@ -54,6 +55,8 @@ pub struct StoreOptions {
     pub body_idle_timeout: std::time::Duration,
     /// sled's page cache (its default, 1 GiB, lets RSS grow far past what we need).
     pub metadata_cache_bytes: u64,
+    /// The cold volume for STANDARD_IA and GLACIER bytes (`None`: `<data>/cold`).
+    pub cold_dir: Option<PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -62,6 +65,7 @@ impl Default for StoreOptions {
             delete_grace: std::time::Duration::ZERO,
             body_idle_timeout: std::time::Duration::from_secs(30),
             metadata_cache_bytes: 64 * 1024 * 1024,
+            cold_dir: None,
         }
     }
 }
@@ -85,7 +89,8 @@ impl Store {
     pub fn open(data_dir: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let meta = MetaStore::open(data_dir, opts.metadata_cache_bytes)?;
-        let blobs = BlobStore::open(data_dir, opts.delete_grace, opts.body_idle_timeout)?;
+        let cold_dir = opts.cold_dir.clone().unwrap_or_else(|| data_dir.join("cold"));
+        let blobs = BlobStore::open(data_dir, &cold_dir, opts.delete_grace, opts.body_idle_timeout)?;
         Ok(Self {
             meta,
             blobs,
@@ -97,26 +102,30 @@ impl Store {
     /// publishing a blob and committing its metadata, or before deleting a replaced one).
     /// Only safe while no request is running.
     pub fn sweep_orphans(&self) -> Result<SweepReport, StoreError> {
-        let mut live: HashSet<String> = HashSet::new();
+        // (cold, id): a transition leaves the same id on both volumes for a moment.
+        let mut live: HashSet<(bool, String)> = HashSet::new();
         for rec in self.meta.all_objects() {
-            live.extend(rec?.blobs().iter().map(|b| b.id.clone()));
+            live.extend(rec?.blobs().iter().map(|b| (b.cold, b.id.clone())));
         }
         for part in self.meta.all_parts() {
-            live.insert(part?.blob.id);
+            let blob = part?.blob;
+            live.insert((blob.cold, blob.id));
         }
         let mut report = SweepReport::default();
-        for shard in std::fs::read_dir(self.blobs.blobs_dir())? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in std::fs::read_dir(shard.path())? {
-                let entry = entry?;
-                report.blobs_seen += 1;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !live.contains(&name) {
-                    std::fs::remove_file(entry.path())?;
-                    report.orphans_removed += 1;
+        for (cold, dir) in [(false, self.blobs.blobs_dir()), (true, self.blobs.cold_blobs_dir())] {
+            for shard in std::fs::read_dir(dir)? {
+                let shard = shard?;
+                if !shard.file_type()?.is_dir() {
+                    continue;
+                }
+                for entry in std::fs::read_dir(shard.path())? {
+                    let entry = entry?;
+                    report.blobs_seen += 1;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if !live.contains(&(cold, name)) {
+                        std::fs::remove_file(entry.path())?;
+                        report.orphans_removed += 1;
+                    }
                 }
             }
         }

@@ -170,6 +170,9 @@ pub struct BlobRef {
     /// `crc64` covers the file's (encrypted) bytes.
     #[serde(default)]
     pub sealed: bool,
+    /// Stored on the cold volume (`storage.cold_dir`) rather than under `<data>/blobs`.
+    #[serde(default)]
+    pub cold: bool,
 }
 
 impl BlobRef {
@@ -260,6 +263,47 @@ pub struct ObjectRecord {
     /// Number of parts for an object made by multipart upload (`None` for a single PUT).
     pub parts_count: Option<u32>,
     pub data: ObjectData,
+    #[serde(default)]
+    pub storage_class: StorageClass,
+    /// A GLACIER object's temporary restored copy: readable until this time.
+    #[serde(default)]
+    pub restored_until_ms: Option<i64>,
+}
+
+/// The storage classes Strata keeps. STANDARD lives in `<data>/blobs`; STANDARD_IA and GLACIER
+/// live on the operator's cheaper cold volume, and GLACIER objects must be restored
+/// (RestoreObject) before they can be read, as in S3.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StorageClass {
+    #[default]
+    Standard,
+    StandardIa,
+    Glacier,
+}
+
+impl StorageClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::StandardIa => "STANDARD_IA",
+            StorageClass::Glacier => "GLACIER",
+        }
+    }
+
+    /// Parses an S3 storage-class name; `None` for classes Strata does not keep.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "STANDARD" => Some(StorageClass::Standard),
+            "STANDARD_IA" => Some(StorageClass::StandardIa),
+            "GLACIER" => Some(StorageClass::Glacier),
+            _ => None,
+        }
+    }
+
+    /// Whether this class's bytes live on the cold volume.
+    pub fn is_cold(self) -> bool {
+        self != StorageClass::Standard
+    }
 }
 
 /// The version id S3 clients see for versions written while versioning was not enabled.
@@ -315,6 +359,9 @@ pub struct UploadRecord {
     pub tags: Vec<Tag>,
     #[serde(default)]
     pub encryption: Option<ObjectEncryption>,
+    /// The completed object's class; parts are written to its volume.
+    #[serde(default)]
+    pub storage_class: StorageClass,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

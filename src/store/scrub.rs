@@ -19,7 +19,7 @@ pub struct ScrubReport {
 
 fn blob_ok(store: &Store, blob: &BlobRef) -> Result<(), String> {
     let mut f =
-        std::fs::File::open(store.blobs.path(&blob.id)).map_err(|e| format!("blob {} unreadable: {e}", blob.id))?;
+        std::fs::File::open(store.blobs.blob_path(blob)).map_err(|e| format!("blob {} unreadable: {e}", blob.id))?;
     let mut check = super::blob::BlobCheck::for_blob(blob);
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;

@@ -540,6 +540,8 @@ mod tests {
             checksums: Checksums::default(),
             parts_count: None,
             data: ObjectData::Inline(vec![1]),
+            storage_class: Default::default(),
+            restored_until_ms: None,
         }
     }
 

@@ -3,7 +3,8 @@
 //! `strata lifecycle run --now …` against a server with `lifecycle.allow_clock_override`:
 //! expiration by prefix and by tag at the right midnight and not a day earlier, delete markers
 //! in versioned buckets, noncurrent expiration, lone delete markers removed, incomplete
-//! uploads aborted with their part files freed, and everything outside the filters untouched.
+//! uploads aborted with their part files freed, transitions to STANDARD_IA / GLACIER (bytes on
+//! the cold volume, GLACIER gated), and everything outside the filters untouched.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus,
     LifecycleExpiration, LifecycleRule, LifecycleRuleAndOperator, LifecycleRuleFilter, NoncurrentVersionExpiration,
-    Tag, Transition, TransitionStorageClass, VersioningConfiguration,
+    StorageClass, Tag, Transition, TransitionStorageClass, VersioningConfiguration,
 };
 use aws_sdk_s3::Client;
 
@@ -753,4 +754,97 @@ async fn incomplete_uploads_are_aborted_and_their_parts_freed() {
         "ListParts",
     );
     assert_eq!(parts.parts().len(), 1);
+}
+
+async fn class_of(client: &Client, bucket: &str, key: &str) -> Option<StorageClass> {
+    ok(client.head_object().bucket(bucket).key(key).send().await, "HeadObject")
+        .storage_class()
+        .cloned()
+}
+
+#[tokio::test]
+async fn transitions_move_versions_to_colder_classes_and_expiration_still_wins() {
+    let server = TestServer::start_with(config_with_override());
+    let client = server.client();
+    let bucket = new_bucket(&client, "lc-transition").await;
+    let cold_bytes = random_bytes(100_000, 11);
+    let warm_bytes = random_bytes(100_000, 12);
+    put(&client, &bucket, "cold/a.bin", cold_bytes.clone()).await;
+    put(&client, &bucket, "warm/b.bin", warm_bytes.clone()).await;
+    put(&client, &bucket, "hot/c.bin", b"hot".to_vec()).await;
+    ok(
+        put_rules(
+            &client,
+            &bucket,
+            vec![
+                built(
+                    rule("glacier", prefix("cold/")).transitions(
+                        Transition::builder()
+                            .days(1)
+                            .storage_class(TransitionStorageClass::Glacier)
+                            .build(),
+                    ),
+                ),
+                built(
+                    rule("ia-then-expire", prefix("warm/"))
+                        .transitions(
+                            Transition::builder()
+                                .days(30)
+                                .storage_class(TransitionStorageClass::StandardIa)
+                                .build(),
+                        )
+                        .expiration(expire_days(60)),
+                ),
+            ],
+        )
+        .await,
+        "PutBucketLifecycleConfiguration",
+    );
+    let created = last_modified_ms(&client, &bucket, "warm/b.bin").await;
+    let day = |n: i64| ceil_midnight(created + n * DAY_MS);
+    let cold_files = || files_under(&server.data_dir().join("cold")).len();
+    let cold_before = cold_files();
+
+    let s = lifecycle_run(&server, day(1) - 1000);
+    assert_eq!(count(&s, "transitions"), 0, "{s}");
+    let s = lifecycle_run(&server, day(1));
+    assert_eq!(count(&s, "transitions"), 1, "{s}");
+    assert_eq!(
+        class_of(&client, &bucket, "cold/a.bin").await,
+        Some(StorageClass::Glacier)
+    );
+    expect_error(
+        client.get_object().bucket(&bucket).key("cold/a.bin").send().await,
+        403,
+        "InvalidObjectState",
+    );
+    assert_ne!(
+        class_of(&client, &bucket, "warm/b.bin").await,
+        Some(StorageClass::StandardIa)
+    );
+    assert!(cold_files() > cold_before, "the GLACIER bytes are on the cold volume");
+    // Already there: not planned again.
+    let s = lifecycle_run(&server, day(2));
+    assert_eq!(count(&s, "transitions") + count(&s, "skipped"), 0, "{s}");
+
+    let s = lifecycle_run(&server, day(30) - 1000);
+    assert_eq!(count(&s, "transitions"), 0, "{s}");
+    let s = lifecycle_run(&server, day(30));
+    assert_eq!(count(&s, "transitions"), 1, "{s}");
+    assert_eq!(
+        class_of(&client, &bucket, "warm/b.bin").await,
+        Some(StorageClass::StandardIa)
+    );
+    assert_eq!(get_bytes(&client, &bucket, "warm/b.bin").await, warm_bytes);
+
+    // Day 60: expiration wins (the object goes, nothing transitions).
+    let s = lifecycle_run(&server, day(60));
+    assert_eq!(count(&s, "expired"), 1, "{s}");
+    assert_eq!(count(&s, "transitions"), 0, "{s}");
+    assert!(!exists(&client, &bucket, "warm/b.bin").await);
+    assert_ne!(
+        class_of(&client, &bucket, "hot/c.bin").await,
+        Some(StorageClass::Glacier)
+    );
+    assert_eq!(get_bytes(&client, &bucket, "hot/c.bin").await, b"hot");
 }

@@ -26,6 +26,7 @@ mod objects;
 mod principals;
 mod restart;
 mod security;
+mod storage_classes;
 mod tls;
 mod transforms;
 mod versioning;
