@@ -1380,6 +1380,77 @@ def post_object_form_upload():
     empty_and_delete_bucket(bucket)
 
 
+@suite.scenario
+def lifecycle_configuration_roundtrip():
+    """Put/Get/DeleteBucketLifecycleConfiguration as boto3 sends them, S3's errors for bad
+    rules, and `strata lifecycle run` (a run at the server's own time expires nothing new)."""
+    bucket = new_bucket("lifecycle")
+    expect_client_error(lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
+                        "NoSuchLifecycleConfiguration", 404, "Get before any configuration")
+    rules = [
+        {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
+         "Transitions": [{"Days": 40, "StorageClass": "STANDARD_IA"}, {"Days": 90, "StorageClass": "GLACIER"}],
+         "Expiration": {"Days": 365},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 7, "NewerNoncurrentVersions": 2},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3}},
+        {"ID": "tmp", "Status": "Disabled",
+         "Filter": {"And": {"Prefix": "tmp/", "Tags": [{"Key": "class", "Value": "tmp"}],
+                            "ObjectSizeGreaterThan": 1024}},
+         "Expiration": {"Date": "2031-01-01T00:00:00Z"}},
+        {"ID": "markers", "Status": "Enabled", "Filter": {},
+         "Expiration": {"ExpiredObjectDeleteMarker": True}},
+    ]
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    got = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    eq([r["ID"] for r in got], ["logs", "tmp", "markers"], "rule IDs in order")
+    eq(got[0]["Filter"], {"Prefix": "logs/"}, "prefix filter")
+    eq(got[0]["Expiration"], {"Days": 365}, "expiration")
+    eq([(t["Days"], t["StorageClass"]) for t in got[0]["Transitions"]],
+       [(40, "STANDARD_IA"), (90, "GLACIER")], "transitions")
+    eq(got[0]["NoncurrentVersionExpiration"], {"NoncurrentDays": 7, "NewerNoncurrentVersions": 2},
+       "noncurrent expiration")
+    eq(got[0]["AbortIncompleteMultipartUpload"], {"DaysAfterInitiation": 3}, "abort rule")
+    eq(got[1]["Status"], "Disabled", "disabled rule")
+    eq(got[1]["Filter"]["And"]["Tags"], [{"Key": "class", "Value": "tmp"}], "And tags")
+    eq(got[1]["Expiration"]["Date"].isoformat(), "2031-01-01T00:00:00+00:00", "expiration date")
+    eq(got[2]["Expiration"], {"ExpiredObjectDeleteMarker": True}, "delete-marker rule")
+
+    bad = [
+        ({"ID": "zero", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 0}}, "InvalidArgument"),
+        ({"ID": "noon", "Status": "Enabled", "Filter": {},
+          "Expiration": {"Date": "2031-01-01T12:00:00Z"}}, "InvalidArgument"),
+        ({"ID": "ia", "Status": "Enabled", "Filter": {},
+          "Transitions": [{"Days": 10, "StorageClass": "STANDARD_IA"}]}, "InvalidArgument"),
+        ({"ID": "deep", "Status": "Enabled", "Filter": {},
+          "Transitions": [{"Days": 10, "StorageClass": "DEEP_ARCHIVE"}]}, "InvalidStorageClass"),
+        ({"ID": "tag-abort", "Status": "Enabled", "Filter": {"Tag": {"Key": "a", "Value": "b"}},
+          "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}, "InvalidArgument"),
+    ]
+    for rule, code in bad:
+        e = expect_client_error(
+            lambda: s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rule]}),
+            code, 400, f"rule {rule['ID']} refused")
+        check(rule["ID"] in str(e), f"error for rule {rule['ID']} names it", rule["ID"], str(e))
+    eq(len(s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]), 3, "rules after the refused puts")
+
+    # A run at the server's own time: the fresh object is not expired.
+    s3.put_object(Bucket=bucket, Key="logs/today.txt", Body=b"today")
+    binary = os.environ.get("STRATA_BIN")
+    check(binary and os.path.exists(binary), "STRATA_BIN points at the strata binary", "an existing path", binary)
+    cmd = [binary, "lifecycle", "run", "--bucket", bucket, "--endpoint", ENDPOINT]
+    env = dict(os.environ, STRATA_ROOT_ACCESS_KEY=suite.access_key, STRATA_ROOT_SECRET_KEY=suite.secret_key)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    eq(p.returncode, 0, "strata lifecycle run exit code", command=cmd, extra=p.stdout + p.stderr)
+    m = re.search(r"^lifecycle: scanned (\d+) versions in 1 buckets, expired 0,", p.stdout, re.M)
+    check(m, "summary line", "lifecycle: scanned N versions in 1 buckets, expired 0, ...", tail(p.stdout), command=cmd)
+    eq(s3.get_object(Bucket=bucket, Key="logs/today.txt")["Body"].read(), b"today", "object kept")
+
+    s3.delete_bucket_lifecycle(Bucket=bucket)
+    expect_client_error(lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
+                        "NoSuchLifecycleConfiguration", 404, "Get after DeleteBucketLifecycle")
+    empty_and_delete_bucket(bucket)
+
+
 if __name__ == "__main__":
     print(f"boto3 {boto3.__version__}, botocore {botocore.__version__}", flush=True)
     try:

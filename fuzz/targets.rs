@@ -22,7 +22,7 @@
 //! | `keys` | `MetaStore::put_version` / `object` / `scan_objects` / `delete_current` with fuzzed keys |
 //! | `bucket-policy` | `auth::policy::Policy::parse` + `evaluate` |
 //! | `xml-acl` | s3s XML → `AccessControlPolicy` → `auth::acl::Acl::from_dto` (and grant headers) |
-//! | `xml-lifecycle` | s3s XML → `BucketLifecycleConfiguration` (and back) |
+//! | `xml-lifecycle` | s3s XML → `BucketLifecycleConfiguration` → `lifecycle::rules::from_dto`, round trip, evaluation |
 //! | `xml-cors` | s3s XML → `CORSConfiguration` → `cors::rules_from_dto`, preflight/actual matching |
 
 #![allow(dead_code)]
@@ -142,20 +142,26 @@ const LIFECYCLE_DICT: &[&[u8]] = &[
     b"<NoncurrentVersionExpiration><NoncurrentDays>7</NoncurrentDays></NoncurrentVersionExpiration>",
     b"<AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation></AbortIncompleteMultipartUpload>",
     b"<Transition><Days>30</Days><StorageClass>GLACIER</StorageClass></Transition>",
+    b"<NewerNoncurrentVersions>2</NewerNoncurrentVersions>",
+    b"<ObjectSizeGreaterThan>10</ObjectSizeGreaterThan>",
+    b"<ObjectSizeLessThan>1000</ObjectSizeLessThan>",
+    b"<Status>Disabled</Status>",
+    b"<Prefix>old/</Prefix>",
 ];
 
-/// Input: a PutBucketLifecycleConfiguration body through s3s's XML deserializer (the parser
-/// Strata's lifecycle rules will be read with). Only "does not panic" is checked until Strata
-/// validates lifecycle rules itself (the lifecycle issue).
+/// Input: a PutBucketLifecycleConfiguration body through s3s's XML deserializer, then
+/// Strata's validation and evaluation (`lifecycle::rules::fuzz`: accepted rules must round-trip
+/// through Get's form, and disabled rules never act).
 pub fn xml_lifecycle(data: &[u8]) -> Outcome {
-    match parse_xml::<s3s::dto::BucketLifecycleConfiguration>(data) {
+    let parsed = match parse_xml::<s3s::dto::BucketLifecycleConfiguration>(data) {
         Ok(cfg) => hash_of(&(
             "ok",
             cfg.rules.len().min(8),
             cfg.rules.iter().any(|r| r.filter.is_some()),
         )),
         Err(e) => fp("err", &e),
-    }
+    };
+    hash_of(&(parsed, strata::lifecycle::rules::fuzz(data)))
 }
 
 const BUCKET_POLICY_DICT: &[&[u8]] = &[

@@ -7,6 +7,7 @@
 //! - `DELETE /_strata/admin/keys/ID`        → 204, or 404 when no such key
 //! - `/_strata/admin/buckets…`              → bucket administration (`admin_buckets.rs`)
 //! - `POST   /_strata/admin/backup?to=DIR`  → NDJSON progress lines (see `crate::backup::http`)
+//! - `POST   /_strata/admin/lifecycle/run`  → one lifecycle run (see `lifecycle/admin.rs`)
 
 use http::{Method, StatusCode};
 use s3s::route::S3Route;
@@ -33,6 +34,7 @@ pub struct AdminRoute {
     pub store: crate::store::Store,
     pub root_access_key: String,
     pub buckets: crate::admin_buckets::BucketAdmin,
+    pub lifecycle: std::sync::Arc<crate::lifecycle::Lifecycle>,
 }
 
 #[derive(Serialize)]
@@ -145,6 +147,7 @@ impl S3Route for AdminRoute {
                 let to = query_param(&req.uri, "to").unwrap_or_default();
                 crate::backup::http::start(&self.store, &to)
             }
+            (Method::POST, "lifecycle/run") => crate::lifecycle::admin::run(&self.lifecycle, &req.uri).await,
             _ => Err(s3_error!(MethodNotAllowed, "Unknown admin operation")),
         }
     }

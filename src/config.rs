@@ -33,6 +33,7 @@ pub struct Config {
     pub transform: TransformConfig,
     pub encryption: EncryptionConfig,
     pub tls: TlsConfig,
+    pub lifecycle: LifecycleSettings,
     pub storage: StorageConfig,
     pub metrics: MetricsConfig,
     pub website: WebsiteEndpointConfig,
@@ -103,6 +104,35 @@ impl Default for WebsiteEndpointConfig {
             domain: "s3-website.localhost".to_string(),
             listen: None,
             max_routing_rules: 50,
+        }
+    }
+}
+
+/// The lifecycle worker (bucket lifecycle rules applied in the background).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleSettings {
+    /// Seconds between scheduled runs; 0 turns the schedule off (`strata lifecycle run` still works).
+    pub interval_secs: u64,
+    /// Seconds after start-up before the first scheduled run.
+    pub startup_delay_secs: u64,
+    /// Actions (deletions, aborts, transitions) at most per run; the rest waits for the next run.
+    pub max_actions_per_run: u64,
+    /// Keys read per scan batch (actions are applied between batches; no lock is held across).
+    pub batch_keys: usize,
+    /// TEST ONLY: lets `strata lifecycle run --now TIME` evaluate rules at a chosen time.
+    /// Never enable in production: a future time expires objects early.
+    pub allow_clock_override: bool,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: 3600,
+            startup_delay_secs: 60,
+            max_actions_per_run: 100_000,
+            batch_keys: 1000,
+            allow_clock_override: false,
         }
     }
 }
@@ -310,6 +340,7 @@ impl Default for Config {
             transform: TransformConfig::default(),
             encryption: EncryptionConfig::default(),
             tls: TlsConfig::default(),
+            lifecycle: LifecycleSettings::default(),
             storage: StorageConfig::default(),
             metrics: MetricsConfig::default(),
             website: WebsiteEndpointConfig::default(),

@@ -47,6 +47,9 @@ enum Command {
     Backup(BackupArgs),
     /// Restore a backup into an empty or new data dir (offline), verifying every byte.
     Restore(RestoreArgs),
+    /// Bucket lifecycle rules (through a running server's admin API).
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
 }
 
 #[derive(Args)]
@@ -80,6 +83,23 @@ struct RestoreArgs {
     /// TOML config file: where the restored STANDARD_IA/GLACIER bytes go (`storage.cold_dir`).
     #[arg(long, env = "STRATA_CONFIG")]
     config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum LifecycleCommand {
+    /// Apply the lifecycle rules now (the server also runs them every lifecycle.interval_secs);
+    /// prints a summary line.
+    Run {
+        /// Only this bucket.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// TEST ONLY: evaluate the rules at this RFC 3339 time instead of the server's clock.
+        /// The server refuses it unless its config sets lifecycle.allow_clock_override.
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+        #[command(flatten)]
+        target: KeyTarget,
+    },
 }
 
 #[derive(Subcommand)]
@@ -258,6 +278,7 @@ fn main() -> std::process::ExitCode {
         Command::DevCert(args) => dev_cert(args),
         Command::Backup(args) => backup(args),
         Command::Restore(args) => restore(args),
+        Command::Lifecycle(cmd) => lifecycle(cmd),
     };
     match result {
         Ok(code) => code,
@@ -714,5 +735,46 @@ fn restore(args: RestoreArgs) -> anyhow::Result<std::process::ExitCode> {
             summary.encrypted
         );
     }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `strata lifecycle run`: one run through the admin API, with a spinner while it works.
+fn lifecycle(cmd: LifecycleCommand) -> anyhow::Result<std::process::ExitCode> {
+    let LifecycleCommand::Run { bucket, now, target } = cmd;
+    let cfg = load_config(target.data.config.as_deref(), target.data.data.clone())?;
+    let endpoint = target.endpoint.unwrap_or_else(|| {
+        let scheme = if cfg.tls.files().is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", cfg.listen)
+    });
+    let client = strata::admin_client::AdminClient {
+        endpoint,
+        root: root_for_client(&cfg)?,
+        region: cfg.region.clone(),
+        ca_bundle: target.ca_bundle.or_else(|| cfg.tls.cert.clone()),
+    };
+    let mut query = Vec::new();
+    if let Some(b) = &bucket {
+        query.push(format!("bucket={}", urlencoding::encode(b)));
+    }
+    if let Some(n) = &now {
+        query.push(format!("now={}", urlencoding::encode(n)));
+    }
+    let path = if query.is_empty() {
+        "/_strata/admin/lifecycle/run".to_string()
+    } else {
+        format!("/_strata/admin/lifecycle/run?{}", query.join("&"))
+    };
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message("lifecycle run in progress");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = runtime.block_on(client.call("POST", &path));
+    spinner.finish_and_clear();
+    let (status, body) = result?;
+    if !(200..300).contains(&status) {
+        anyhow::bail!("server answered {status}: {body}");
+    }
+    let report: strata::lifecycle::RunReport = serde_json::from_str(&body)?;
+    println!("{}", report.summary());
     Ok(std::process::ExitCode::SUCCESS)
 }

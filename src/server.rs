@@ -21,6 +21,7 @@ use crate::admin::{AdminRoute, StrataNames};
 use crate::auth::{Authorizer, KeyAuth, RootKey};
 use crate::config::Config;
 use crate::derivative::{DerivativeCache, Derivatives};
+use crate::lifecycle::Lifecycle;
 use crate::metrics::body::{Counted, Direction};
 use crate::s3::Strata;
 use crate::store::Store;
@@ -32,7 +33,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The first bytes of every HTTP/2 connection (hyper-util tells the protocols apart by it).
 pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Result<S3Service> {
+/// The S3 service, and the lifecycle worker that shares its derivative cache (started by
+/// [`serve`]).
+pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Result<(S3Service, Arc<Lifecycle>)> {
     let authz = Arc::new(Authorizer {
         root_access_key: root.access_key.clone(),
         meta: store.meta.clone(),
@@ -48,6 +51,12 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
         cfg.transform.worker_count(),
         cfg.transform.queue,
         cfg.transform.limits(),
+    ));
+    let lifecycle = Arc::new(Lifecycle::new(
+        store.clone(),
+        derivatives.clone(),
+        cfg.lifecycle.clone(),
+        Arc::new(crate::clock::SystemClock),
     ));
     let strata = Strata {
         store: store.clone(),
@@ -78,6 +87,7 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
             root_access_key: root.access_key.clone(),
             delete_batch: cfg.limits.bucket_delete_batch,
         },
+        lifecycle: lifecycle.clone(),
     });
     b.set_validation(StrataNames);
     if let Some(domain) = &cfg.domain {
@@ -90,7 +100,7 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
     s3cfg.post_object_max_file_size = cfg.limits.max_post_object_bytes;
     s3cfg.presigned_url_max_skew_time_secs = cfg.limits.max_clock_skew_secs;
     b.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3cfg))));
-    Ok(b.build())
+    Ok((b.build(), lifecycle))
 }
 
 /// `S3Access` needs an owned value; the handlers share the same authorizer.
@@ -432,7 +442,8 @@ async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
 /// `https://`; a plain listener beside HTTPS is announced first as `also listening on
 /// http://ADDR`), and serves until `shutdown` resolves.
 pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let service = build_service(&cfg, &store, &root)?;
+    let (service, lifecycle) = build_service(&cfg, &store, &root)?;
+    lifecycle.spawn_schedule();
     let tls = match cfg.tls.files() {
         Some((cert, key)) => Some(crate::tls::Tls::load(cert, key)?),
         None => None,

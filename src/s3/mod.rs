@@ -11,9 +11,10 @@ mod cors;
 mod derived;
 mod encryption;
 pub mod errors;
+mod lifecycle;
 mod list;
-mod multipart;
-mod object;
+pub(crate) mod multipart;
+pub(crate) mod object;
 mod policy;
 mod public_access;
 mod storage_class;
@@ -174,8 +175,7 @@ impl Strata {
     /// Frees what a replaced or deleted version held: its blobs (after the grace period)
     /// and every derivative made from it.
     fn retire(&self, bucket: &str, key: &str, old: &ObjectRecord) {
-        self.store.blobs.remove(old.blobs().to_vec());
-        self.derivatives.purge_source(source_id(bucket, key, &old.version_id));
+        retire_version(&self.store, &self.derivatives, bucket, key, old);
     }
 
     fn user_metadata(&self, m: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
@@ -190,6 +190,13 @@ impl Strata {
         }
         Ok(m)
     }
+}
+
+/// Frees what a deleted version held (see [`Strata::retire`]); also used by the lifecycle
+/// worker, which deletes through the same store paths as DeleteObject.
+pub fn retire_version(store: &Store, derivatives: &Arc<Derivatives>, bucket: &str, key: &str, old: &ObjectRecord) {
+    store.blobs.remove(old.blobs().to_vec());
+    derivatives.purge_source(source_id(bucket, key, &old.version_id));
 }
 
 /// Stored headers from the request fields S3 persists.
@@ -495,5 +502,25 @@ impl S3 for Strata {
         req: S3Request<DeleteBucketWebsiteInput>,
     ) -> S3Result<S3Response<DeleteBucketWebsiteOutput>> {
         website::delete(self, req).await
+    }
+
+    // ---- lifecycle ----
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put(self, req).await
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get(self, req).await
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete(self, req).await
     }
 }

@@ -55,6 +55,8 @@ pub struct BucketRecord {
     /// Static website hosting (PutBucketWebsite).
     #[serde(default)]
     pub website: Option<crate::website::WebsiteConfig>,
+    #[serde(default)]
+    pub lifecycle: Option<crate::lifecycle::rules::LifecycleConfig>,
 }
 
 impl BucketRecord {
@@ -71,6 +73,7 @@ impl BucketRecord {
             tags: None,
             encryption: None,
             website: None,
+            lifecycle: None,
         }
     }
 

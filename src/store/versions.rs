@@ -42,6 +42,19 @@ enum Attempt {
     Stale,
 }
 
+/// Where a version must still stand for [`MetaStore::delete_version_if`] to delete it.
+/// The `&str` is the version's internal id ([`ObjectRecord::version_id`]), which, unlike a
+/// client-visible `null`, names one record for ever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect<'a> {
+    /// Anywhere (S3 DeleteObject with a version id).
+    Any,
+    /// Still noncurrent (not promoted to latest by a delete of the newer versions).
+    Noncurrent(&'a str),
+    /// Still the latest version and the key's only one (a lone delete marker).
+    OnlyVersion(&'a str),
+}
+
 /// Which version a versioned delete removed.
 #[derive(Debug)]
 pub struct DeletedVersion {
@@ -146,12 +159,32 @@ impl MetaStore {
         mode: VersioningMode,
         marker: Option<&ObjectRecord>,
     ) -> Result<(Option<ObjectRecord>, VersionChange), StoreError> {
+        self.delete_current_if(bucket, key, mode, marker, None)?
+            .ok_or_else(|| StoreError::Corrupt("unexpected delete condition".into()))
+    }
+
+    /// [`MetaStore::delete_current`], done only if the latest version is still the live
+    /// (non-marker) version with internal id `expected` (when given); `Ok(None)` otherwise.
+    /// Lifecycle expiration uses it so that a version written after the evaluation survives.
+    pub fn delete_current_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        mode: VersioningMode,
+        marker: Option<&ObjectRecord>,
+        expected: Option<&str>,
+    ) -> Result<Option<(Option<ObjectRecord>, VersionChange)>, StoreError> {
         let ok = object_key(bucket, key);
         let nk = ok.clone();
         let marker_value = marker.map(encode).transpose()?;
         self.mutate(|| {
             (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
                 let old = get_rec::<()>(objects, &ok)?;
+                if let Some(want) = expected {
+                    if !old.as_ref().is_some_and(|o| o.version_id == want && !o.delete_marker) {
+                        return Err(abort(Rejected::Condition(())));
+                    }
+                }
                 let mut retired = Vec::new();
                 match (&marker_value, mode) {
                     (Some(m), VersioningMode::Enabled | VersioningMode::Suspended) => {
@@ -162,21 +195,21 @@ impl MetaStore {
                             retire_noncurrent_null(bucket, key, versions, nulls, &nk, &mut retired)?;
                         }
                         objects.insert(ok.as_slice(), m.as_slice())?;
-                        Ok((marker.cloned(), VersionChange { retired }))
+                        Ok(Some((marker.cloned(), VersionChange { retired })))
                     }
                     _ => {
                         if let Some(old) = old {
                             objects.remove(ok.as_slice())?;
                             retired.push(old);
                         }
-                        Ok((None, VersionChange { retired }))
+                        Ok(Some((None, VersionChange { retired })))
                     }
                 }
             })
         })
-        .map_err(|e| match tx_err::<()>(e) {
-            Rejected::Store(s) => s,
-            Rejected::Condition(()) => StoreError::Corrupt("unexpected delete condition".into()),
+        .or_else(|e| match tx_err::<()>(e) {
+            Rejected::Store(s) => Err(s),
+            Rejected::Condition(()) => Ok(None),
         })
     }
 
@@ -187,6 +220,18 @@ impl MetaStore {
         bucket: &str,
         key: &str,
         version_id: &str,
+    ) -> Result<Option<DeletedVersion>, StoreError> {
+        self.delete_version_if(bucket, key, version_id, Expect::Any)
+    }
+
+    /// [`MetaStore::delete_version`], done only if the version still stands where `expect`
+    /// says (checked inside the transaction); `None` otherwise.
+    pub fn delete_version_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        expect: Expect<'_>,
     ) -> Result<Option<DeletedVersion>, StoreError> {
         let target_seq = if version_id == NULL_VERSION {
             None
@@ -205,7 +250,8 @@ impl MetaStore {
                 .scan_prefix(versions_prefix(bucket, key))
                 .next()
                 .transpose()?;
-            match self.try_delete_version(bucket, key, version_id, target_seq, newest.as_ref().map(|(k, _)| k))? {
+            let newest = newest.as_ref().map(|(k, _)| k);
+            match self.try_delete_version(bucket, key, version_id, target_seq, newest, expect)? {
                 Attempt::Done(d) => return Ok(d.map(|b| *b)),
                 Attempt::Stale => continue,
             }
@@ -222,12 +268,21 @@ impl MetaStore {
         version_id: &str,
         target_seq: Option<u64>,
         newest: Option<&sled::IVec>,
+        expect: Expect<'_>,
     ) -> Result<Attempt, StoreError> {
         let ok = object_key(bucket, key);
         let result = self.mutate(|| {
             (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
                 let current = get_rec::<()>(objects, &ok)?;
                 if let Some(cur) = current.filter(|c| c.client_version_id() == version_id) {
+                    let refused = match expect {
+                        Expect::Any => false,
+                        Expect::Noncurrent(_) => true,
+                        Expect::OnlyVersion(id) => newest.is_some() || cur.version_id != id,
+                    };
+                    if refused {
+                        return Ok(Attempt::Done(None));
+                    }
                     match newest {
                         Some(vk) => {
                             let Some(v) = versions.remove(vk.as_ref())? else {
@@ -252,10 +307,16 @@ impl MetaStore {
                         None => None,
                     },
                 };
-                let Some(seq) = seq else { return Ok(Attempt::Done(None)) };
+                let Some(seq) = seq.filter(|_| !matches!(expect, Expect::OnlyVersion(_))) else {
+                    return Ok(Attempt::Done(None));
+                };
                 let vk = version_key(bucket, key, seq);
+                let same_record = |rec: &ObjectRecord| match expect {
+                    Expect::Noncurrent(id) => rec.version_id == id,
+                    _ => true,
+                };
                 match get_rec::<()>(versions, &vk)? {
-                    Some(rec) if rec.client_version_id() == version_id => {
+                    Some(rec) if rec.client_version_id() == version_id && same_record(&rec) => {
                         versions.remove(vk.as_slice())?;
                         if !rec.versioned {
                             nulls.remove(ok.as_slice())?;
@@ -461,4 +522,88 @@ fn retire_noncurrent_null<E>(
         retired.push(rec);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::{Checksums, ObjectData};
+
+    fn rec(meta: &MetaStore, versioned: bool, delete_marker: bool) -> ObjectRecord {
+        let seq = meta.next_seq().expect("seq");
+        ObjectRecord {
+            version_id: ObjectRecord::version_id_for(seq),
+            seq,
+            versioned,
+            delete_marker,
+            acl: None,
+            tags: Vec::new(),
+            encryption: None,
+            size: 1,
+            etag: String::new(),
+            last_modified_ms: 0,
+            owner: "o".into(),
+            headers: Default::default(),
+            user_metadata: Default::default(),
+            checksums: Checksums::default(),
+            parts_count: None,
+            data: ObjectData::Inline(vec![1]),
+            storage_class: Default::default(),
+            restored_until_ms: None,
+        }
+    }
+
+    fn put(meta: &MetaStore, r: &ObjectRecord, mode: VersioningMode) {
+        meta.put_version("b", "k", r, mode, |_| Ok::<(), ()>(())).expect("put");
+    }
+
+    #[test]
+    fn conditional_deletes_refuse_changed_versions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = MetaStore::open(dir.path(), 1 << 20).expect("open");
+        let en = VersioningMode::Enabled;
+        let v1 = rec(&meta, true, false);
+        put(&meta, &v1, en);
+        let v2 = rec(&meta, true, false);
+        put(&meta, &v2, en);
+        // Expiring the current version only if it is still v1: refused, nothing changes.
+        let marker = rec(&meta, true, true);
+        let r = meta.delete_current_if("b", "k", en, Some(&marker), Some(&v1.version_id));
+        assert!(r.expect("store").is_none());
+        assert_eq!(
+            meta.object("b", "k").expect("get").map(|r| r.version_id),
+            Some(v2.version_id.clone())
+        );
+        // v2 is the latest: a "noncurrent" delete of it is refused, of v1 done.
+        let r = meta.delete_version_if("b", "k", &v2.version_id, Expect::Noncurrent(&v2.version_id));
+        assert!(r.expect("store").is_none());
+        let r = meta.delete_version_if("b", "k", &v1.version_id, Expect::OnlyVersion(&v1.version_id));
+        assert!(r.expect("store").is_none(), "v1 is not the latest");
+        let r = meta.delete_version_if("b", "k", &v1.version_id, Expect::Noncurrent(&v1.version_id));
+        assert_eq!(
+            r.expect("store").map(|d| d.record.version_id),
+            Some(v1.version_id.clone())
+        );
+        // Expire v2 (still current): a marker on top.
+        let r = meta.delete_current_if("b", "k", en, Some(&marker), Some(&v2.version_id));
+        assert!(r.expect("store").is_some());
+        // The marker is not alone while v2 exists.
+        let r = meta.delete_version_if("b", "k", &marker.version_id, Expect::OnlyVersion(&marker.version_id));
+        assert!(r.expect("store").is_none());
+        let r = meta.delete_version_if("b", "k", &v2.version_id, Expect::Noncurrent(&v2.version_id));
+        assert!(r.expect("store").is_some());
+        let r = meta.delete_version_if("b", "k", &marker.version_id, Expect::OnlyVersion(&marker.version_id));
+        assert!(r.expect("store").is_some());
+        assert!(meta.object("b", "k").expect("get").is_none());
+        // A null version replaced by another null version is not the one evaluated.
+        let s = VersioningMode::Suspended;
+        let n1 = rec(&meta, false, false);
+        put(&meta, &n1, s);
+        let v3 = rec(&meta, true, false);
+        put(&meta, &v3, en); // n1 becomes noncurrent
+        let r = meta.delete_version_if("b", "k", NULL_VERSION, Expect::Noncurrent("someone-else"));
+        assert!(r.expect("store").is_none());
+        let r = meta.delete_version_if("b", "k", NULL_VERSION, Expect::Noncurrent(&n1.version_id));
+        assert_eq!(r.expect("store").map(|d| d.record.version_id), Some(n1.version_id));
+    }
 }

@@ -21,6 +21,7 @@ mod diskfull;
 mod encryption;
 mod errors;
 mod kill_cycles;
+mod lifecycle;
 mod list;
 mod metrics;
 mod multipart;
