@@ -41,8 +41,9 @@ impl MetaStore {
             return Ok(Vec::new());
         }
         let base_len = prefix.len();
-        (&self.objects, &self.versions, &self.null_versions)
-            .transaction(|(objects, versions, nulls)| {
+        // Inside the backup write gate, like every sled mutation.
+        self.mutate(|| {
+            (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
                 let mut removed = Vec::with_capacity(found.len());
                 for (tree, k) in &found {
                     let (gone, key) = match tree {
@@ -60,10 +61,11 @@ impl MetaStore {
                 }
                 Ok(removed)
             })
-            .map_err(|e| match tx_err::<()>(e) {
-                Rejected::Store(s) => s,
-                Rejected::Condition(()) => StoreError::Corrupt("unexpected purge condition".into()),
-            })
+        })
+        .map_err(|e| match tx_err::<()>(e) {
+            Rejected::Store(s) => s,
+            Rejected::Condition(()) => StoreError::Corrupt("unexpected purge condition".into()),
+        })
     }
 }
 
