@@ -539,7 +539,9 @@ async fn key_online(client: &strata::admin_client::AdminClient, op: KeyOp) -> an
 
 fn fsck(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
     let store = open_offline(args)?;
-    let report = strata::store::fsck::check(&store)?;
+    let spinner = spinner("fsck: {pos} objects and parts checked {spinner}");
+    let report = strata::store::fsck::check(&store, |n| spinner.set_position(n))?;
+    spinner.finish_and_clear();
     println!(
         "fsck: {} objects, {} parts checked; {} missing or short blobs; {} unreferenced blobs removed",
         report.objects,
@@ -621,13 +623,12 @@ fn rotate_master(data: DataArgs) -> anyhow::Result<std::process::ExitCode> {
 fn scrub(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
     let store = open_offline(args)?;
     let started = std::time::Instant::now();
-    let mut last = std::time::Instant::now();
+    let spinner = spinner("scrub: {pos} objects, {msg} verified ({elapsed}) {spinner}");
     let report = strata::store::scrub::scrub(&store, |n, bytes| {
-        if last.elapsed() >= std::time::Duration::from_secs(2) {
-            eprintln!("scrub: {n} objects, {} MiB verified", bytes / (1024 * 1024));
-            last = std::time::Instant::now();
-        }
+        spinner.set_position(n);
+        spinner.set_message(indicatif::HumanBytes(bytes).to_string());
     })?;
+    spinner.finish_and_clear();
     for line in &report.corrupt {
         println!("corrupt: {line}");
     }
@@ -643,6 +644,18 @@ fn scrub(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
     } else {
         std::process::ExitCode::FAILURE
     })
+}
+
+/// A counting spinner on stderr for offline walks whose total is not known up front
+/// (indicatif draws nothing when stderr is not a terminal).
+fn spinner(template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
 }
 
 /// The progress bar of `strata backup` / `strata restore`, fed with [`Progress`] reports.

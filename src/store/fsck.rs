@@ -24,7 +24,8 @@ fn check_blob(store: &Store, what: &str, blob: &super::records::BlobRef, problem
     }
 }
 
-pub fn check(store: &Store) -> Result<FsckReport, StoreError> {
+/// `progress` is called after each object and part with the number checked so far.
+pub fn check(store: &Store, mut progress: impl FnMut(u64)) -> Result<FsckReport, StoreError> {
     let mut report = FsckReport::default();
     for (bucket, _) in store.meta.buckets()? {
         for item in store.meta.scan_all_versions(&bucket) {
@@ -33,12 +34,14 @@ pub fn check(store: &Store) -> Result<FsckReport, StoreError> {
             for blob in rec.blobs() {
                 check_blob(store, &format!("{bucket}/{key}"), blob, &mut report.problems);
             }
+            progress(report.objects);
         }
     }
     for part in store.meta.all_parts() {
         let part = part?;
         report.parts += 1;
         check_blob(store, "upload part", &part.blob, &mut report.problems);
+        progress(report.objects + report.parts);
     }
     report.orphans_removed = store.sweep_orphans()?.orphans_removed;
     Ok(report)
