@@ -4,7 +4,8 @@
 //! expiration by prefix and by tag at the right midnight and not a day earlier, delete markers
 //! in versioned buckets, noncurrent expiration, lone delete markers removed, incomplete
 //! uploads aborted with their part files freed, transitions to STANDARD_IA / GLACIER (bytes on
-//! the cold volume, GLACIER gated), and everything outside the filters untouched.
+//! the cold volume, GLACIER gated), cached derivatives of expired images purged, and everything
+//! outside the filters untouched.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -847,4 +848,67 @@ async fn transitions_move_versions_to_colder_classes_and_expiration_still_wins()
         Some(StorageClass::Glacier)
     );
     assert_eq!(get_bytes(&client, &bucket, "hot/c.bin").await, b"hot");
+}
+
+/// Files under `<data>/cache` (the derivative cache on disk).
+fn cached_derivatives(server: &TestServer) -> usize {
+    files_under(&server.data_dir().join("cache"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.')))
+        .count()
+}
+
+#[tokio::test]
+async fn expiring_an_image_purges_its_cached_derivatives() {
+    let server = TestServer::start_with(config_with_override());
+    let client = server.client();
+    let bucket = new_bucket(&client, "lc-derived").await;
+    let image =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/images/coffee-600x400.png"))
+            .expect("read test image");
+    put(&client, &bucket, "tmp/photo.png", image.clone()).await;
+    put(&client, &bucket, "keep/photo.png", image).await;
+    ok(
+        put_rules(
+            &client,
+            &bucket,
+            vec![built(rule("tmp", prefix("tmp/")).expiration(expire_days(1)))],
+        )
+        .await,
+        "PutBucketLifecycleConfiguration",
+    );
+    let before = cached_derivatives(&server);
+    for key in ["tmp/photo.png", "keep/photo.png"] {
+        let r = SignedRequest::new("GET", format!("/{bucket}/{key}?w=64&f=png"))
+            .send(&server)
+            .await;
+        assert_eq!(r.status, 200, "transform of {key}: {}", r.text());
+    }
+    assert_eq!(
+        cached_derivatives(&server),
+        before + 2,
+        "one cached derivative per original"
+    );
+
+    let due = ceil_midnight(last_modified_ms(&client, &bucket, "tmp/photo.png").await + DAY_MS);
+    let s = lifecycle_run(&server, due);
+    assert_eq!(count(&s, "expired"), 1, "{s}");
+    // The purge runs on a blocking thread right after the run's batch is durable.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cached_derivatives(&server) != before + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the expired original's derivative is still cached"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The expired key's transform is now a 404; the other one is still served.
+    let gone = SignedRequest::new("GET", format!("/{bucket}/tmp/photo.png?w=64&f=png"))
+        .send(&server)
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.text());
+    let kept = SignedRequest::new("GET", format!("/{bucket}/keep/photo.png?w=64&f=png"))
+        .send(&server)
+        .await;
+    assert_eq!(kept.status, 200, "{}", kept.text());
 }
