@@ -7,10 +7,10 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::errors::store_error;
 use super::Strata;
+use crate::clock::{ceil_to_midnight, DAY_MS};
 use crate::store::records::{ObjectRecord, StorageClass};
 use crate::util::now_ms;
 
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// The longest restore S3 accepts (`Days`), which also keeps the expiry arithmetic in range.
 const MAX_RESTORE_DAYS: i32 = 30_000;
 
@@ -62,8 +62,8 @@ pub fn restore_header(rec: &ObjectRecord) -> Option<String> {
 /// When a restore of `days` made at `now` expires: S3 adds the days and rounds up to the
 /// next midnight UTC.
 pub fn restore_expiry(now: i64, days: i32) -> i64 {
-    let end = now + i64::from(days) * DAY_MS;
-    (end / DAY_MS + 1) * DAY_MS
+    // Strictly after: a restore ending exactly at midnight still runs to the next one.
+    ceil_to_midnight(now + i64::from(days) * DAY_MS + 1)
 }
 
 /// RestoreObject: makes a GLACIER object readable for `Days`. The bytes are already on a
@@ -139,8 +139,7 @@ mod tests {
 
     #[test]
     fn glacier_is_readable_only_while_restored() {
-        let mut rec: ObjectRecord =
-            crate::store::records::decode(&crate::store::records::encode(&sample()).unwrap()).unwrap();
+        let mut rec = sample();
         assert!(readable_at(&rec, 10));
         rec.storage_class = StorageClass::StandardIa;
         assert!(readable_at(&rec, 10));
