@@ -16,13 +16,13 @@ pub mod http;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::store::blob::{fsync_dir, BlobCheck, UnlinkHold};
+use crate::store::blob::{copy_synced, fsync_dir, sharded, BlobCheck, UnlinkHold};
 use crate::store::records::{decode, BlobRef, ObjectRecord, PartRecord, UploadRecord};
 use crate::store::{BlobStore, MetaStore, Store, StoreError};
 use dump::{DumpWriter, Manifest, DUMP, MANIFEST};
@@ -225,7 +225,7 @@ pub struct Backup {
 
 /// Where a blob lives inside a backup dir (same `ab/<id>` sharding as the data dir).
 fn backup_blob_path(to: &Path, id: &str) -> PathBuf {
-    to.join("blobs").join(id.get(..2).unwrap_or("00")).join(id)
+    sharded(&to.join("blobs"), id)
 }
 
 impl Backup {
@@ -321,24 +321,11 @@ struct Copied {
 }
 
 /// Copies `from` to `to` through `to.tmp` (fsynced, renamed), feeding `check` with every byte.
-fn copy_file(from: &Path, to: &Path, mut check: Option<&mut BlobCheck>) -> io::Result<u64> {
+fn copy_file(from: &Path, to: &Path, check: Option<&mut BlobCheck>) -> io::Result<u64> {
     let tmp = to.with_extension("tmp");
     let mut src = File::open(from)?;
     let mut dst = File::create(&tmp)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let got = src.read(&mut buf)?;
-        if got == 0 {
-            break;
-        }
-        if let Some(c) = check.as_deref_mut() {
-            c.update(&buf[..got]);
-        }
-        dst.write_all(&buf[..got])?;
-        n += got as u64;
-    }
-    dst.sync_all()?;
+    let n = copy_synced(&mut src, &mut dst, check)?;
     fs::rename(&tmp, to)?;
     Ok(n)
 }
