@@ -1,10 +1,7 @@
 # syntax=docker/dockerfile:1
 # Strata: multi-stage build (official Rust 1.95 builder, slim Debian runtime, non-root user).
 FROM rust:1.95-bookworm AS build
-# libjpeg-turbo (vendored by the turbojpeg crate) builds with cmake and nasm.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends cmake=3.25.* nasm=2.16.* \
-    && rm -rf /var/lib/apt/lists/*
+# The build needs only cargo and the C compiler the image already has (no cmake, no nasm).
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src

@@ -29,7 +29,11 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
+/// Ops per CPU-second over 5 s; only for names containing `$CPU_RATE_FILTER` when set.
 fn cpu_rate(name: &str, mut op: impl FnMut()) {
+    if std::env::var("CPU_RATE_FILTER").is_ok_and(|f| !name.contains(&f)) {
+        return;
+    }
     let (Some(c0), t0) = (cpu_seconds(), Instant::now()) else {
         return;
     };
@@ -76,7 +80,38 @@ fn bench_case(c: &mut Criterion, name: &str, file: &str, query: &str) {
     g.finish();
 }
 
+/// JPEG decode alone at each shrink-on-load scale: the Rust IDCT over libjpeg's coefficients
+/// beside libjpeg's own IDCT (`decode_scaled` picks whichever is faster in this build), and at
+/// full size image's decoder (zune-jpeg, what the default build uses there).
+fn bench_jpeg_decode(c: &mut Criterion, file: &str) {
+    use strata::transform::jpeg;
+    let path = image_dir().join(file);
+    let src = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut g = c.benchmark_group("jpeg_decode");
+    for k in [1u32, 2, 4] {
+        let rust = format!("{file} {k}/8 rust idct");
+        let libjpeg = format!("{file} {k}/8 libjpeg idct");
+        cpu_rate(&rust, || drop(jpeg::decode_scaled(&src, k, u64::MAX).expect("decode")));
+        cpu_rate(&libjpeg, || {
+            drop(jpeg::decode_scaled_libjpeg_idct(&src, k, u64::MAX).expect("decode"))
+        });
+        g.bench_function(&rust, |b| {
+            b.iter(|| jpeg::decode_scaled(&src, k, u64::MAX).expect("decode"))
+        });
+        g.bench_function(&libjpeg, |b| {
+            b.iter(|| jpeg::decode_scaled_libjpeg_idct(&src, k, u64::MAX).expect("decode"))
+        });
+    }
+    let full = format!("{file} 8/8 image's decoder (zune-jpeg)");
+    let zune = || image::load_from_memory_with_format(&src, image::ImageFormat::Jpeg).expect("decode");
+    cpu_rate(&full, || drop(zune()));
+    g.bench_function(&full, |b| b.iter(zune));
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    bench_jpeg_decode(c, "twowings-2560x1600.jpg");
+    bench_jpeg_decode(c, "storm-1920x1280.jpg");
     bench_case(
         c,
         "twowings_2560x1600_jpeg_to_200x150_webp_q90_cover",

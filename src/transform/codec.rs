@@ -1,12 +1,12 @@
 //! Decoding (with limits and JPEG shrink-on-load) and encoding per output format.
 //!
 //! Decoded pixels are always 8-bit interleaved RGB or RGBA ([`Pixels`]), the common currency of
-//! the pipeline. JPEG sources go through libjpeg-turbo (`turbojpeg` crate, built from source):
-//! when the output will be reduced by 2× or more they are decoded with its scaled IDCT (1/2, 1/4,
-//! 1/8: libvips' shrink-on-load), leaving at least a factor of two for the Lanczos resize as
-//! libvips does. CMYK/YCCK JPEGs, and JPEGs libjpeg-turbo rejects or warns about (it reports
-//! recoverable damage as an error), fall back to `image`'s decoder, as does everything else (png,
-//! image-webp, gif). JPEG output comes from libjpeg-turbo, lossy WebP from libwebp (`webp` crate).
+//! the pipeline. JPEG sources that the output will reduce by 2× or more are decoded by libjpeg
+//! with its scaled IDCT (1/2, 1/4, 1/8: libvips' shrink-on-load, see `jpeg`), leaving at least a
+//! factor of two for the Lanczos resize as libvips does. Full-size JPEG decodes (unless libjpeg
+//! has its SIMD), CMYK/YCCK JPEGs, and JPEGs libjpeg rejects or warns about fall back to `image`'s
+//! decoder (zune-jpeg), as does everything else (png, image-webp, gif). JPEG output comes from
+//! `jpeg::encode`, lossy WebP from libwebp (`webp` crate).
 
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,6 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageError};
 
 use super::error::TransformError;
+use super::jpeg;
 use super::params::OutputFormat;
 use super::probe::{SourceFormat, SourceInfo};
 
@@ -164,8 +165,16 @@ fn decode_inner(
             ));
         }
         let k = jpeg_idct_size(info.width, info.height, min_size.0, min_size.1);
-        if let Some(d) = decode_jpeg_turbo(input, k, max_alloc)? {
-            return Ok(d);
+        if jpeg::libjpeg_decodes(k) {
+            if let Some(d) = jpeg::decode_scaled(input, k, max_alloc)? {
+                return Ok(d);
+            }
+        } else if u64::from(info.width) * u64::from(info.height) * 3 > max_alloc {
+            // image's JPEG decoder does not hold its output to the limit: refuse here.
+            return Err(TransformError::TooLarge(format!(
+                "jpeg: decoding {}x{} needs more than the {max_alloc}-byte allocation limit",
+                info.width, info.height
+            )));
         }
     }
     let mut reader = image::ImageReader::with_format(Cursor::new(input), info.format.image_format());
@@ -179,161 +188,6 @@ fn decode_inner(
         pixels: Pixels::from_dynamic(img),
         icc,
     })
-}
-
-/// Progressive scans libjpeg-turbo will decode before giving up (its `-maxscans` guard against
-/// scan bombs; real files have about ten).
-const JPEG_MAX_SCANS: u32 = 500;
-
-/// Bytes libjpeg holds for a progressive image's whole-image DCT coefficient buffer (2 bytes a
-/// coefficient, every component padded to whole MCUs), which is kept at full resolution whatever
-/// the scaling factor.
-fn jpeg_coefficient_bytes(h: &turbojpeg::DecompressHeader) -> u64 {
-    use turbojpeg::Subsamp;
-    // MCU size in pixels, and all components' blocks as a fraction (num/den) of luma's
-    let (mw, mh, num, den): (u64, u64, u64, u64) = match h.subsamp {
-        Subsamp::None => (8, 8, 3, 1),
-        Subsamp::Sub2x1 => (16, 8, 2, 1),
-        Subsamp::Sub1x2 => (8, 16, 2, 1),
-        Subsamp::Sub2x2 => (16, 16, 3, 2),
-        Subsamp::Sub4x1 => (32, 8, 3, 2),
-        Subsamp::Sub1x4 => (8, 32, 3, 2),
-        Subsamp::Gray => (8, 8, 1, 1),
-        _ => (32, 32, 3, 1), // unusual sampling factors: assume the worst
-    };
-    let pad = |len: usize, m: u64| (len as u64).div_ceil(m).saturating_mul(m);
-    let luma = pad(h.width, mw).saturating_mul(pad(h.height, mh)).saturating_mul(2);
-    luma.saturating_mul(num) / den
-}
-
-/// Decodes a JPEG with libjpeg-turbo at `k`/8 scale (8: full size; lossless JPEGs are always
-/// decoded full size). `Ok(None)` leaves the file to `image`'s decoder: CMYK/YCCK, and anything
-/// libjpeg-turbo reports an error *or a warning* for (recoverable damage such as extraneous
-/// bytes before a marker is a warning, which TurboJPEG does not let us tell apart from an
-/// error), so such files keep today's lenient-or-`Corrupt` outcome.
-fn decode_jpeg_turbo(input: &[u8], k: u32, max_alloc: u64) -> Result<Option<Decoded>, TransformError> {
-    use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
-    let internal = |e: turbojpeg::Error| TransformError::Internal(format!("turbojpeg: {e}"));
-    let mut dec = Decompressor::new().map_err(internal)?;
-    let Ok(header) = dec.read_header(input) else {
-        return Ok(None);
-    };
-    if matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK) {
-        return Ok(None);
-    }
-    let scale = if header.is_lossless || k >= 8 {
-        ScalingFactor::ONE
-    } else {
-        ScalingFactor::new(k as usize, 8)
-    };
-    let (w, h) = (scale.scale(header.width), scale.scale(header.height));
-    // Refuse before allocating: the RGB output buffer, plus (progressive) libjpeg's coefficient
-    // buffer, must fit in max_alloc.
-    let out_len = (w as u64).checked_mul(h as u64).and_then(|p| p.checked_mul(3));
-    let out_len = match out_len {
-        Some(n) if n > 0 && n <= max_alloc => n,
-        _ => {
-            return Err(TransformError::TooLarge(format!(
-                "jpeg: decoding {w}x{h} needs more than the {max_alloc}-byte allocation limit"
-            )))
-        }
-    };
-    if header.is_progressive && out_len.saturating_add(jpeg_coefficient_bytes(&header)) > max_alloc {
-        // libjpeg-turbo would exceed the budget; `image`'s decoder (and its own limits) decides.
-        return Ok(None);
-    }
-    let out_len = usize::try_from(out_len).map_err(|_| TransformError::TooLarge("jpeg: too large".into()))?;
-    dec.set_scan_limit(JPEG_MAX_SCANS).map_err(internal)?;
-    if scale != ScalingFactor::ONE {
-        dec.set_scaling_factor(scale).map_err(internal)?;
-    }
-    let mut data = vec![0u8; out_len];
-    let image = Image {
-        pixels: &mut data[..],
-        width: w,
-        pitch: w * 3,
-        height: h,
-        format: PixelFormat::RGB,
-    };
-    if let Err(e) = dec.decompress(input, image) {
-        if e.to_string().contains("scans") {
-            return Err(TransformError::Corrupt(format!("jpeg: {e}")));
-        }
-        return Ok(None);
-    }
-    let (Ok(width), Ok(height)) = (u32::try_from(w), u32::try_from(h)) else {
-        return Err(TransformError::TooLarge("jpeg: dimensions overflow".into()));
-    };
-    Ok(Some(Decoded {
-        pixels: Pixels {
-            width,
-            height,
-            alpha: false,
-            data,
-        },
-        icc: jpeg_icc_profile(input),
-    }))
-}
-
-/// The ICC profile from a JPEG's APP2 `ICC_PROFILE` segments, via `jpeg-decoder`'s header
-/// parser (the safe `turbojpeg` API has no `tj3GetICCProfile`). Reads markers up to the first
-/// scan only; a malformed header just means no profile.
-fn jpeg_icc_profile(input: &[u8]) -> Option<Vec<u8>> {
-    let mut dec = jpeg_decoder::Decoder::new(input);
-    dec.read_info().ok()?;
-    dec.icc_profile()
-}
-
-/// Inserts `icc` as APP2 `ICC_PROFILE` segments after the SOI and any APP0 (JFIF) segment of a
-/// libjpeg-produced file. A profile too big for 255 segments is left out.
-fn jpeg_with_icc(jpeg: &[u8], icc: &[u8]) -> Vec<u8> {
-    const MAX_CHUNK: usize = 65533 - 14;
-    let count = icc.len().div_ceil(MAX_CHUNK);
-    if icc.is_empty() || count > 255 || jpeg.get(0..2) != Some(&[0xFF, 0xD8][..]) {
-        return jpeg.to_vec();
-    }
-    let mut at = 2;
-    if jpeg.get(2..4) == Some(&[0xFF, 0xE0][..]) {
-        if let Some(len) = jpeg.get(4..6) {
-            at = (4 + usize::from(u16::from_be_bytes([len[0], len[1]]))).min(jpeg.len());
-        }
-    }
-    let mut out = Vec::with_capacity(jpeg.len() + icc.len() + 18 * count);
-    out.extend_from_slice(&jpeg[..at]);
-    for (i, chunk) in icc.chunks(MAX_CHUNK).enumerate() {
-        let seg_len = (2 + 14 + chunk.len()) as u16; // <= 65533 by MAX_CHUNK
-        out.extend_from_slice(&[0xFF, 0xE2]);
-        out.extend_from_slice(&seg_len.to_be_bytes());
-        out.extend_from_slice(b"ICC_PROFILE\0");
-        out.push((i + 1) as u8);
-        out.push(count as u8);
-        out.extend_from_slice(chunk);
-    }
-    out.extend_from_slice(&jpeg[at..]);
-    out
-}
-
-/// libjpeg-turbo JPEG encode of RGB pixels. Chroma subsampling as libvips chooses it: 4:2:0
-/// below quality 90, 4:4:4 from 90 up.
-fn encode_jpeg(px: &Pixels, quality: u8) -> Result<Vec<u8>, TransformError> {
-    use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
-    let err = |e: turbojpeg::Error| TransformError::Internal(format!("jpeg encoding failed: {e}"));
-    let (w, h) = (px.width as usize, px.height as usize);
-    if px.data.len() != w * h * 3 {
-        return Err(TransformError::Internal("pixel buffer size mismatch".into()));
-    }
-    let mut c = Compressor::new().map_err(err)?;
-    c.set_quality(i32::from(quality.clamp(1, 100))).map_err(err)?;
-    c.set_subsamp(if quality >= 90 { Subsamp::None } else { Subsamp::Sub2x2 })
-        .map_err(err)?;
-    c.compress_to_vec(Image {
-        pixels: &px.data[..],
-        width: w,
-        pitch: w * 3,
-        height: h,
-        format: PixelFormat::RGB,
-    })
-    .map_err(err)
 }
 
 /// Encodes RGB/RGBA pixels. JPEG input must be RGB (the pipeline flattens first).
@@ -353,11 +207,7 @@ pub fn encode(px: &Pixels, format: OutputFormat, quality: u8, icc: Option<&[u8]>
                     "jpeg encoder given RGBA; flatten first".into(),
                 ));
             }
-            let jpeg = encode_jpeg(px, quality)?;
-            out = match icc {
-                Some(icc) => jpeg_with_icc(&jpeg, icc),
-                None => jpeg,
-            };
+            out = jpeg::encode(px, quality, icc)?;
         }
         OutputFormat::Png => {
             let mut enc = image::codecs::png::PngEncoder::new_with_quality(
@@ -510,14 +360,14 @@ mod tests {
     }
 
     #[test]
-    fn turbo_scaled_decode_matches_full_decode_and_resize() {
+    fn libjpeg_scaled_decode_matches_full_decode_and_resize() {
         let dir = crate::transform::test_image_dir();
         for name in ["storm-1920x1280.jpg", "twowings-2560x1600.jpg"] {
             let src = std::fs::read(dir.join(name)).unwrap();
             let info = probe_jpeg(&src);
             let full = image::load_from_memory(&src).unwrap();
             for k in [1u32, 2, 4] {
-                let d = decode_jpeg_turbo(&src, k, u64::MAX).unwrap().expect("turbojpeg path");
+                let d = jpeg::decode_scaled(&src, k, u64::MAX).unwrap().expect("libjpeg path");
                 let (w, h) = (info.width * k / 8, info.height * k / 8);
                 assert_eq!((d.pixels.width, d.pixels.height, d.pixels.alpha), (w, h, false));
                 let reference = full.resize_exact(w, h, image::imageops::FilterType::Triangle).to_rgb8();
@@ -525,14 +375,14 @@ mod tests {
                 assert!(diff < 3.0, "{name} at {k}/8: mean abs diff {diff}");
             }
             // full size: the same pixels as image's decoder, up to IDCT/upsampling rounding
-            let d = decode_jpeg_turbo(&src, 8, u64::MAX).unwrap().unwrap();
+            let d = jpeg::decode_scaled(&src, 8, u64::MAX).unwrap().unwrap();
             let diff = mean_abs_diff(&d.pixels.data, full.to_rgb8().as_raw());
             assert!(diff < 1.5, "{name} full size: mean abs diff {diff}");
         }
     }
 
     #[test]
-    fn turbo_decode_respects_max_alloc() {
+    fn jpeg_decode_respects_max_alloc() {
         let dir = crate::transform::test_image_dir();
         let src = std::fs::read(dir.join("twowings-2560x1600.jpg")).unwrap();
         let info = probe_jpeg(&src);
@@ -541,36 +391,38 @@ mod tests {
         let r = decode(&src, &info, (320, 200), 191_999);
         assert!(matches!(r, Err(TransformError::TooLarge(_))), "{r:?}");
         let r = decode(&src, &info, (2560, 1600), 10_000_000);
-        assert!(matches!(r, Err(TransformError::TooLarge(_))), "{r:?}");
+        assert!(
+            matches!(r, Err(TransformError::TooLarge(_))),
+            "{:?}",
+            r.map(|d| d.pixels.width)
+        );
     }
 
-    fn test_jpeg(format: turbojpeg::PixelFormat, w: usize, h: usize) -> Vec<u8> {
-        let n = format.size();
-        let pixels: Vec<u8> = (0..w * h * n).map(|i| ((i * 7) % 251) as u8).collect();
-        let image = turbojpeg::Image {
-            pixels: &pixels[..],
-            width: w,
-            pitch: w * n,
-            height: h,
-            format,
+    fn test_jpeg(color: jpeg_encoder::ColorType, w: u16, h: u16) -> Vec<u8> {
+        let n = match color {
+            jpeg_encoder::ColorType::Luma => 1,
+            jpeg_encoder::ColorType::Rgb => 3,
+            _ => 4,
         };
-        let mut c = turbojpeg::Compressor::new().unwrap();
-        c.set_quality(90).unwrap();
-        if format == turbojpeg::PixelFormat::GRAY {
-            c.set_subsamp(turbojpeg::Subsamp::Gray).unwrap();
-        }
-        c.compress_to_vec(image).unwrap()
+        let pixels: Vec<u8> = (0..usize::from(w) * usize::from(h) * n)
+            .map(|i| ((i * 7) % 251) as u8)
+            .collect();
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 90)
+            .encode(&pixels, w, h, color)
+            .unwrap();
+        out
     }
 
     #[test]
     fn grey_and_cmyk_jpegs_decode_to_rgb() {
-        let grey = test_jpeg(turbojpeg::PixelFormat::GRAY, 64, 48);
+        let grey = test_jpeg(jpeg_encoder::ColorType::Luma, 64, 48);
         let d = decode(&grey, &probe_jpeg(&grey), (16, 12), 1 << 20).unwrap();
         assert_eq!((d.pixels.width, d.pixels.height), (16, 12));
         assert!(d.pixels.data.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
-        // CMYK is not something libjpeg-turbo converts to RGB: image's decoder takes it
-        let cmyk = test_jpeg(turbojpeg::PixelFormat::CMYK, 64, 48);
-        assert!(decode_jpeg_turbo(&cmyk, 2, 1 << 20).unwrap().is_none());
+        // CMYK is not something libjpeg converts to RGB: image's decoder takes it
+        let cmyk = test_jpeg(jpeg_encoder::ColorType::Cmyk, 64, 48);
+        assert!(jpeg::decode_scaled(&cmyk, 2, 1 << 20).unwrap().is_none());
         let d = decode(&cmyk, &probe_jpeg(&cmyk), (16, 12), 1 << 20).unwrap();
         assert_eq!((d.pixels.width, d.pixels.height, d.pixels.alpha), (64, 48, false));
     }

@@ -22,20 +22,22 @@
 //! A request flows: `parse_query` (400 on `InvalidArgument`) → read the object → `probe` on its
 //! first bytes (415 on `UnsupportedSource`, before any decoding) → `resolve` with the request's
 //! `Accept` → cache lookup by (bucket, key, version, `spec.canonical()`) → on a miss, `run` on a
-//! CPU pool (it blocks; it is synchronous and single-threaded apart from jpeg-decoder's
-//! per-component workers).
+//! CPU pool (it blocks; it is synchronous and single-threaded).
 //!
 //! Files: `params` (query → spec), `negotiate` (Accept → format), `probe` (headers),
-//! `geometry` (sizes and rectangles), `codec` (decode / encode), `pipeline` (the steps),
+//! `geometry` (sizes and rectangles), `codec` (decode / encode), `jpeg` (libjpeg and the JPEG
+//! encoder), `scaled_idct` (the DCT-domain shrink in Rust), `pipeline` (the steps),
 //! `error`.
 
 pub mod codec;
 pub mod error;
 pub mod geometry;
+pub mod jpeg;
 pub mod negotiate;
 pub mod params;
 pub mod pipeline;
 pub mod probe;
+pub mod scaled_idct;
 
 pub use codec::AVIF_SUPPORTED;
 pub use error::TransformError;
