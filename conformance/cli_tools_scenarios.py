@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -271,6 +272,65 @@ def s3cmd_sync_both_ways():
     eq(tree_digest(dst), want, "the tree after the second sync down")
     s3cmd("del", "--recursive", "--force", f"s3://{bucket}")
     s3cmd("rb", f"s3://{bucket}")
+
+
+class OtherServer:
+    """A second `strata serve` (STRATA_BIN, set by run.sh) with extra flags, for one scenario."""
+
+    def __init__(self, *flags):
+        self.data = tempfile.mkdtemp(prefix="other-server-", dir=suite.scratch)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_") or k.startswith("STRATA_ROOT_")}
+        self.proc = subprocess.Popen(
+            [os.environ.get("STRATA_BIN", "strata"), "serve", "--listen", "127.0.0.1:0", "--data", self.data]
+            + list(flags),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        self.endpoint = None
+        for line in self.proc.stdout:
+            m = re.match(r"^listening on (http://127\.0\.0\.1:\d+)$", line.strip())
+            if m:
+                self.endpoint = m.group(1)
+                break
+        check(self.endpoint, "the second server started", "listening on http://127.0.0.1:PORT", "no such line")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+@suite.scenario
+def s3cmd_follows_the_region_hint_of_a_eu_west_1_server():
+    """A server in eu-west-1 answers s3cmd's region-US requests with 400
+    AuthorizationHeaderMalformed and <Region>eu-west-1</Region>; s3cmd reads it and retries
+    with eu-west-1, as it does against AWS."""
+    with OtherServer("--region", "eu-west-1") as other:
+        path = os.path.join(suite.scratch, "s3cfg-eu")
+        with open(s3cfg()) as f:
+            text = f.read().replace(HOSTPORT, re.sub(r"^https?://", "", other.endpoint))
+        with open(path, "w") as f:
+            f.write(text)
+        bucket = suite.bucket_name("s3cmd-eu")
+        base = [S3CMD, "-c", path, "--no-progress"]
+        r = run(base + ["--debug", "mb", f"s3://{bucket}"])
+        # s3cmd prints this when it has read <Region> from an AuthorizationHeaderMalformed answer.
+        check("Forwarding request to eu-west-1" in r.stderr,
+              "the first attempt was refused with the region to use, and s3cmd followed it",
+              "INFO: Forwarding request to eu-west-1", tail(r.stderr, 1500), command=r.cmd)
+        local = write(os.path.join(suite.scratch, "eu.txt"), b"in eu-west-1\n")
+        run(base + ["put", local, f"s3://{bucket}/eu.txt"])
+        out = os.path.join(suite.scratch, "eu-got.txt")
+        run(base + ["get", "--force", f"s3://{bucket}/eu.txt", out])
+        with open(out, "rb") as f:
+            eq(f.read(), b"in eu-west-1\n", "bytes through the eu-west-1 server")
+        run(base + ["del", f"s3://{bucket}/eu.txt"])
+        run(base + ["rb", f"s3://{bucket}"])
 
 
 @suite.scenario
