@@ -947,7 +947,9 @@ mod tests {
 
     /// A request as aws-sigv4 would sign it: a key with characters that need encoding, a query,
     /// and a few headers (values with inner runs of spaces).
-    fn arb_request() -> impl Strategy<Value = (String, String, Vec<(String, String)>, Vec<(String, String)>)> {
+    type Pairs = Vec<(String, String)>;
+
+    fn arb_request() -> impl Strategy<Value = (String, String, Pairs, Pairs)> {
         let method = prop::sample::select(vec!["GET", "PUT", "HEAD", "DELETE", "POST"]).prop_map(str::to_string);
         let key = "[a-zA-Z0-9 _.~!$&'()*+,;=:@%-]{1,24}(/[a-zA-Z0-9 ._-]{1,8}){0,2}";
         // Distinct names: with a repeated name aws-sigv4 orders by value, s3s keeps the order sent.
