@@ -44,10 +44,11 @@
 //!
 //! **What is and is not accepted with `US`.** Header signatures whose `x-amz-content-sha256` is
 //! a hex SHA-256, `UNSIGNED-PAYLOAD` or `STREAMING-UNSIGNED-PAYLOAD-TRAILER` (aws-chunked without
-//! chunk signatures, as the AWS SDKs send uploads with checksum trailers), and presigned URLs.
+//! chunk signatures: aws-sdk-s3 sends streamed bodies so over HTTPS), and presigned URLs.
 //! Not accepted: signed streaming payloads (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`, and
 //! the ECDSA variants), whose every chunk signature is chained from the seed signature under the
-//! client's scope and so cannot be re-signed without re-signing the body; an unknown access
+//! client's scope and so cannot be re-signed without re-signing the body (aws-sdk-s3 sends
+//! streamed bodies so over plain HTTP, and does not follow the hint); an unknown access
 //! key; a signature that does not verify under our canonicalisation; a header or date we cannot
 //! parse. Those get `AuthorizationHeaderMalformed` / `AuthorizationQueryParametersError` with
 //! `<Region>us-east-1</Region>`, so a client that follows the hint retries with us-east-1.
@@ -187,7 +188,13 @@ impl SigningRegion {
             match self.resign(req, &scope).await {
                 Ok(()) => return Ok(()),
                 Err(why) => {
-                    tracing::debug!(reason = why, access_key = %scope.access_key, "region US not accepted");
+                    let payload = unique_header(req.headers(), "x-amz-content-sha256").unwrap_or("none");
+                    tracing::debug!(
+                        reason = why,
+                        access_key = %scope.access_key,
+                        payload = %payload,
+                        "region US not accepted"
+                    );
                     return Err(Refusal {
                         carrier: scope.carrier,
                         got: scope.region,

@@ -21,6 +21,30 @@ async fn fetch(presigned: &PresignedRequest) -> RawResponse {
     raw_request(presigned.method(), presigned.uri(), &headers, Vec::new()).await
 }
 
+/// The server's signing_region debug lines, without colour codes.
+fn resign_log(server: &TestServer) -> String {
+    let log = server.stderr_log();
+    let mut plain = String::new();
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … m
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .lines()
+        .filter(|l| l.contains("signing_region"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The raw body of a failed SDK call.
 fn raw_body<E>(err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String {
     let raw = err.raw_response().expect("the server answered");
@@ -37,17 +61,17 @@ async fn sdk_with_region_us_works_against_us_east_1() {
     let us = with_region(&server.client(), "US");
     let bucket = new_bucket(&us, "us-alias").await;
 
-    // PutObject with the SDK's default checksums: an aws-chunked body with a CRC trailer
-    // (STREAMING-UNSIGNED-PAYLOAD-TRAILER), re-signed for us-east-1.
+    // PutObject with the SDK's default checksums: an in-memory body is signed with its
+    // SHA-256 (the CRC goes in a header). Streamed bodies: `sdk_file_uploads_with_region_us`.
     let body = random_bytes(300_000, 1);
     let etag = put(&us, &bucket, "dir/a key+é.bin", body.clone()).await;
     assert_eq!(etag, etag_of(&body));
-    let log = server.stderr_log();
-    assert!(
-        log.contains("re-signed a request signed for US") && log.contains("STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
-        "the SDK's PutObject is an aws-chunked body with a checksum trailer, re-signed:\n{log}"
-    );
     assert_eq!(get_bytes(&us, &bucket, "dir/a key+é.bin").await, body);
+    let log = resign_log(&server);
+    assert!(
+        log.contains("re-signed") && log.contains("payload=sha256"),
+        "the in-memory PutObject body was hashed and re-signed:\n{log}"
+    );
     // A small body (inline) and a hex-hashed payload (checksums only when required).
     let hashed = Client::from_conf(
         us.config()
@@ -323,5 +347,70 @@ async fn a_server_in_eu_west_1_refuses_us() {
         );
         let body = raw_body(&err);
         assert!(body.contains("<Region>eu-west-1</Region>"), "{region}: {body}");
+    }
+}
+
+/// A streamed body (a file) goes up aws-chunked with a CRC trailer. Over HTTPS the SDK sends
+/// it as STREAMING-UNSIGNED-PAYLOAD-TRAILER, which is re-signed and accepted with region US;
+/// over plain HTTP it signs every chunk (STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER), whose
+/// chain of chunk signatures cannot be re-signed: refused with the us-east-1 hint (the SDK
+/// does not follow it; configure it with us-east-1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_file_uploads_with_region_us() {
+    let body = random_bytes(300_000, 7);
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), &body).expect("write temp file");
+    for tls in [true, false] {
+        let server = TestServer::start_with(ServerOptions {
+            rust_log: "warn,strata::signing_region=debug".into(),
+            capture_stderr: true,
+            tls,
+            ..ServerOptions::default()
+        });
+        let us = with_region(&server.client(), "US");
+        let bucket = new_bucket(&us, "us-file").await;
+        let result = us
+            .put_object()
+            .bucket(&bucket)
+            .key("streamed")
+            .body(ByteStream::from_path(file.path()).await.expect("file body"))
+            .send()
+            .await;
+        let log = resign_log(&server);
+        if tls {
+            let out = result.unwrap_or_else(|e| panic!("PutObject of a file over HTTPS: {}\n{log}", describe(&e)));
+            assert_eq!(out.e_tag(), Some(etag_of(&body).as_str()));
+            assert_eq!(get_bytes(&us, &bucket, "streamed").await, body);
+            assert!(
+                log.contains("re-signed") && log.contains("payload=STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+                "{log}"
+            );
+        } else {
+            let err = result.expect_err("signed streaming with region US");
+            let info = err_info(&err);
+            assert_eq!(
+                (info.status, info.code.as_deref()),
+                (400, Some("AuthorizationHeaderMalformed")),
+                "{info:?}"
+            );
+            assert!(raw_body(&err).contains("<Region>us-east-1</Region>"));
+            assert!(
+                log.contains("not accepted") && log.contains("payload=STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+                "{log}"
+            );
+            assert!(list_all_keys(&server.client(), &bucket).await.is_empty());
+            // The same upload signed for us-east-1 works.
+            let east = with_region(&server.client(), "us-east-1");
+            let out = ok(
+                east.put_object()
+                    .bucket(&bucket)
+                    .key("streamed")
+                    .body(ByteStream::from_path(file.path()).await.expect("file body"))
+                    .send()
+                    .await,
+                "PutObject of a file with us-east-1",
+            );
+            assert_eq!(out.e_tag(), Some(etag_of(&body).as_str()));
+        }
     }
 }
