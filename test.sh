@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# THE test command: Rust unit + integration tests, then the real-client
-# conformance suite (aws CLI + boto3 against a live server), then the Dockerfile lint.
+# THE test command: installs the Debian packages the tests use when they are missing
+# (scripts/ensure-deps.sh; as root, else it prints the command to run), then Rust unit +
+# integration tests, then the real-client conformance suite (aws CLI, boto3, Chromium,
+# s3cmd, rclone against a live server), then the Dockerfile lint.
 # Both use the release profile so they share one build. The conformance suite
 # still runs when `cargo test` fails (so one CI run shows both results); the
 # script exits non-zero if either failed.
@@ -8,6 +10,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 start=$SECONDS
+# shellcheck source=scripts/ensure-deps.sh
+source scripts/ensure-deps.sh
+echo "== test.sh: dependencies took $((SECONDS - start))s"
+
 # Not --all-targets: that would also *run* the benches (harness = false), e.g. a 10-minute
 # soak. They are compiled here so a broken bench still fails CI.
 echo "== test.sh: cargo build --release --benches --examples"

@@ -8,7 +8,7 @@ image's naturalWidth/naturalHeight; we check them and keep a screenshot.
 presigned PUT (preflighted) and a presigned-post FormData POST, reads the exposed ETag, and
 shows the public object and a transform of it as plain <img> elements.
 
-Needs Debian's `chromium` (installed by .ci/run). Run through conformance/run.sh.
+Needs Debian's `chromium` (installed by ./test.sh, scripts/ensure-deps.sh). Run through conformance/run.sh.
 """
 
 import functools

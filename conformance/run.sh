@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Real-client conformance run: starts a fresh Strata server and drives it with
-# the real aws CLI and boto3 (see conformance/*.py).
+# real clients: the aws CLI, boto3, headless Chromium, s3cmd and rclone (see conformance/*.py).
 #
 #   bash conformance/run.sh
 #
 # Environment knobs (all optional):
 #   STRATA_BIN          use this server binary instead of target/release/strata
 #   CONFORMANCE_ONLY    regex: run only matching scenario names (both suites)
-#   CONFORMANCE_SUITES  space-separated subset of: aws_cli boto3 browser metrics (default: all)
+#   CONFORMANCE_SUITES  space-separated subset of: aws_cli boto3 browser metrics cli_tools
+#                       (default: all)
 #   PYTHON              interpreter used to create the venv (default: python3)
 #   KEEP_TMP=1          keep the temp dir (server data + logs) for inspection
 set -euo pipefail
@@ -137,13 +138,14 @@ run_suite() { # run_suite NAME SCRIPT
     fi
 }
 
-SUITES="${CONFORMANCE_SUITES:-aws_cli boto3 browser metrics}"
+SUITES="${CONFORMANCE_SUITES:-aws_cli boto3 browser metrics cli_tools}"
 for s in $SUITES; do
     case "$s" in
         aws_cli) run_suite aws-cli aws_cli_scenarios.py ;;
         boto3) run_suite boto3 boto3_scenarios.py ;;
         browser) run_suite browser browser_scenarios.py ;;
         metrics) run_suite metrics metrics_scenarios.py ;;
+        cli_tools) run_suite cli-tools cli_tools_scenarios.py ;;
         *) echo "unknown suite $s" >&2; exit 2 ;;
     esac
     # The server must survive every suite.

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod s3;
 pub mod server;
+pub mod signing_region;
 pub mod store;
 #[cfg(test)]
 mod test_mutation;

@@ -230,7 +230,14 @@ struct Front {
     metrics: Arc<crate::metrics::endpoint::Endpoint>,
     /// Which requests are website requests (`website_endpoint.rs`).
     website: crate::website_endpoint::WebsiteHosts,
+    /// The SigV4 signing-region pre-check (`signing_region.rs`).
+    signing_region: Arc<crate::signing_region::SigningRegion>,
 }
+
+/// The request id of a request (also its `x-amz-request-id` response header), for error
+/// bodies written in front of s3s.
+#[derive(Clone)]
+pub struct RequestId(pub String);
 
 /// The bucket a request addresses (virtual-hosted or path style), for CORS.
 fn request_bucket(req: &http::Request<Incoming>, domain: Option<&str>) -> Option<String> {
@@ -398,16 +405,22 @@ async fn respond(
                 plain(http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }
         }
-        _ => match service
-            .call(req.map(|b| Body::http_body(Counted::new(b, Direction::Received))))
-            .await
-        {
-            Ok(resp) => resp,
-            Err(e) => {
-                tracing::error!(error = ?e, "request failed without an S3 response");
-                plain(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        _ => {
+            if let Err(refusal) = front.signing_region.check(&mut req).await {
+                let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str());
+                return refusal.response(id);
             }
-        },
+            match service
+                .call(req.map(|b| Body::http_body(Counted::new(b, Direction::Received))))
+                .await
+            {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::error!(error = ?e, "request failed without an S3 response");
+                    plain(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+                }
+            }
+        }
     }
 }
 
@@ -497,6 +510,13 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
         cfg.metrics.clone(),
         store.meta.clone(),
     ));
+    let signing_region = Arc::new(crate::signing_region::SigningRegion::new(
+        cfg.region.clone(),
+        Arc::new(KeyAuth {
+            root: root.clone(),
+            meta: store.meta.clone(),
+        }),
+    ));
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -546,6 +566,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                 domain: cfg.website.domain.clone(),
                 every_request: matches!(kind, Kind::Website),
             },
+            signing_region: signing_region.clone(),
         };
         if let Kind::Redirect(port) = kind {
             front.redirect_to_port = Some(port);
@@ -561,6 +582,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                 let op_slot = crate::metrics::OpSlot::default();
                 let fallback_op = crate::metrics::fallback_op(&method, &path, req.headers());
                 req.extensions_mut().insert(op_slot.clone());
+                req.extensions_mut().insert(RequestId(request_id.clone()));
                 let mut resp = route(service, front, peer, req).await;
                 crate::metrics::global().request(
                     op_slot.get().unwrap_or(fallback_op),

@@ -843,6 +843,8 @@ pub struct SignedRequest<'a> {
     pub access_key: &'a str,
     pub secret_key: &'a str,
     pub time: SystemTime,
+    /// The region of the credential scope (default [`REGION`]).
+    pub region: &'a str,
 }
 
 impl<'a> SignedRequest<'a> {
@@ -856,7 +858,13 @@ impl<'a> SignedRequest<'a> {
             access_key: ROOT_ACCESS_KEY,
             secret_key: ROOT_SECRET_KEY,
             time: SystemTime::now(),
+            region: REGION,
         }
+    }
+
+    pub fn region(mut self, region: &'a str) -> Self {
+        self.region = region;
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -892,7 +900,7 @@ impl<'a> SignedRequest<'a> {
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
-            .region(REGION)
+            .region(self.region)
             .name("s3")
             .time(self.time)
             .settings(settings)

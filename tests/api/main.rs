@@ -29,6 +29,7 @@ mod objects;
 mod principals;
 mod restart;
 mod security;
+mod signing_region;
 mod storage_classes;
 mod tls;
 mod transforms;
