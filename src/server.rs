@@ -561,6 +561,8 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                 let op_slot = crate::metrics::OpSlot::default();
                 let fallback_op = crate::metrics::fallback_op(&method, &path, req.headers());
                 req.extensions_mut().insert(op_slot.clone());
+                req.extensions_mut()
+                    .insert(crate::s3::errors::RequestId(request_id.clone()));
                 let mut resp = route(service, front, peer, req).await;
                 crate::metrics::global().request(
                     op_slot.get().unwrap_or(fallback_op),
