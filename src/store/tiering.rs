@@ -2,7 +2,9 @@
 //! live in `<data>/blobs`, STANDARD_IA and GLACIER bytes on the cold volume. A transition
 //! copies each hot blob to the cold volume (fsynced), then flips the record in one
 //! transaction, then retires the hot copies through the deferred unlink. A crash in between
-//! leaves an unreferenced copy, which the start-up sweep removes.
+//! leaves an unreferenced copy, which the start-up sweep removes. Every byte copied is
+//! verified (block table, whole-blob checksum): a version whose bytes fail is reported
+//! (`bitrot`) and left where it is.
 
 use super::records::{BlobRef, ObjectData, StorageClass};
 use super::{Store, StoreError};
@@ -10,7 +12,8 @@ use super::{Store, StoreError};
 impl Store {
     /// Moves one version (`version_id` as clients see it: an id, or `null`) to the colder class
     /// `to`. `Ok(false)`: nothing to do — no such version, a delete marker, already in `to` or
-    /// colder, or the version changed while its bytes were being copied.
+    /// colder, the version changed while its bytes were being copied, or its stored bytes
+    /// failed their check (reported through [`super::bitrot`]; the version stays as it was).
     pub async fn transition_version(
         &self,
         bucket: &str,
@@ -31,6 +34,18 @@ impl Store {
                 Ok(c) => copied.push(c),
                 Err(e) => {
                     self.blobs.remove(newly_copied(&old, &copied));
+                    if let Some(c) = match &e {
+                        StoreError::Io(io) => super::integrity::corruption_of(io),
+                        _ => None,
+                    } {
+                        let at = super::bitrot::ObjectAt {
+                            bucket: bucket.to_string(),
+                            key: key.to_string(),
+                            version_id: rec.version_id.clone(),
+                        };
+                        super::bitrot::report(&self.meta, &at, c, "transition", None);
+                        return Ok(false);
+                    }
                     return Err(e);
                 }
             }
@@ -113,6 +128,7 @@ mod tests {
             crc64: None,
             sealed: false,
             cold: false,
+            block_size: None,
         }
     }
 
