@@ -55,10 +55,14 @@ fn read_exact_at(file: &File, blob: &BlobRef, buf: &mut [u8], offset: u64) -> io
     Ok(())
 }
 
+/// Table entries read from the file at once (4 KiB: 64 MiB of data), so a sequential read
+/// costs one table `pread` per 64 MiB rather than one per step.
+const TABLE_READ: u64 = 1024;
+
 /// How an open blob's bytes are checked.
 enum Mode {
-    /// Against the table at the end of the file.
-    Table { block: u32 },
+    /// Against the table at the end of the file; `cached` holds entries from block `first`.
+    Table { block: u32, first: u64, cached: Vec<u8> },
     /// A legacy blob read whole: the whole-blob checksum, finished at its last byte.
     Whole(Option<BlobCheck>),
     /// A legacy blob read in part: against the table a verified pass computed.
@@ -76,7 +80,11 @@ impl Open {
     fn new(path: PathBuf, blob: &BlobRef, whole: bool) -> io::Result<Self> {
         let file = File::open(path)?;
         let mode = match blob.block_size {
-            Some(block) => Mode::Table { block },
+            Some(block) => Mode::Table {
+                block,
+                first: 0,
+                cached: Vec::new(),
+            },
             None if whole => Mode::Whole(Some(BlobCheck::for_blob(blob))),
             None => Mode::Computed {
                 table: Arc::new(legacy_table(&file, blob)?),
@@ -88,7 +96,8 @@ impl Open {
     /// The next verified bytes of `[offset, rel_end)` of the blob's data.
     fn read(&mut self, blob: &BlobRef, offset: u64, rel_end: u64) -> io::Result<Bytes> {
         let data_len = blob.data_len();
-        let (block, table): (u32, Option<&[u8]>) = match &mut self.mode {
+        // The block size, and table entries from block `.1.0` on.
+        let (block, (base, table)): (u32, (u64, &[u8])) = match &mut self.mode {
             Mode::Whole(check) => {
                 let want = (rel_end - offset).min(CHUNK as u64) as usize;
                 let mut buf = vec![0u8; want];
@@ -111,8 +120,28 @@ impl Open {
                 }
                 return Ok(Bytes::from(buf));
             }
-            Mode::Table { block } => (*block, None),
-            Mode::Computed { table } => (BLOCK, Some(table.as_slice())),
+            Mode::Table { block, first, cached } => {
+                // The blocks this step reads (as computed again below).
+                let b = u64::from((*block).max(1));
+                let step_first = offset / b;
+                let step_end = (step_first * b + (CHUNK as u64 / b).max(1) * b)
+                    .min(rel_end.div_ceil(b) * b)
+                    .min(data_len);
+                let step_last = step_end.div_ceil(b).max(step_first + 1);
+                let have_last = *first + cached.len() as u64 / ENTRY;
+                if step_first < *first || step_last > have_last {
+                    // Refill from this step's first block: TABLE_READ entries, or what is left.
+                    let total = super::integrity::blocks(data_len, *block);
+                    let count = TABLE_READ
+                        .max(step_last - step_first)
+                        .min(total.saturating_sub(step_first));
+                    cached.resize((count * ENTRY) as usize, 0);
+                    read_exact_at(&self.file, blob, cached, data_len + step_first * ENTRY)?;
+                    *first = step_first;
+                }
+                (*block, (*first, cached.as_slice()))
+            }
+            Mode::Computed { table } => (BLOCK, (0, table.as_slice())),
         };
         let b = u64::from(block.max(1));
         let first = offset / b;
@@ -122,17 +151,10 @@ impl Open {
         let mut buf = vec![0u8; (aligned_end - aligned) as usize];
         read_exact_at(&self.file, blob, &mut buf, aligned)?;
         let count = (aligned_end - aligned).div_ceil(b);
-        let from = (first * ENTRY) as usize;
-        let to = ((first + count) * ENTRY) as usize;
-        let mut stored;
-        let entries = match table {
-            Some(t) => t.get(from..to).unwrap_or_default(),
-            None => {
-                stored = vec![0u8; to - from];
-                read_exact_at(&self.file, blob, &mut stored, data_len + from as u64)?;
-                stored.as_slice()
-            }
-        };
+        let from = ((first - base) * ENTRY) as usize;
+        let to = from + (count * ENTRY) as usize;
+        // A missing entry fails the check below (a short table is a damaged blob).
+        let entries = table.get(from..to).unwrap_or_default();
         check_blocks(&blob.id, block, first, &buf, entries)?;
         let buf = Bytes::from(buf);
         Ok(buf.slice((offset - aligned) as usize..(rel_end.min(aligned_end) - aligned) as usize))
