@@ -288,7 +288,7 @@ fn main() -> Result<()> {
                 .await?;
         }
         for run in 0..runs {
-            for phase in 0..PHASES.len() {
+            for (phase, _) in PHASES.iter().enumerate() {
                 let order: [usize; 2] = if (run + phase) % 2 == 0 { [0, 1] } else { [1, 0] };
                 for i in order {
                     let v = run_phase(&http, &servers[i], phase, secs, &big).await?;

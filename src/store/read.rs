@@ -64,7 +64,7 @@ enum Mode {
     /// Against the table at the end of the file; `cached` holds entries from block `first`.
     Table { block: u32, first: u64, cached: Vec<u8> },
     /// A legacy blob read whole: the whole-blob checksum, finished at its last byte.
-    Whole(Option<BlobCheck>),
+    Whole(Option<Box<BlobCheck>>),
     /// A legacy blob read in part: against the table a verified pass computed.
     Computed { table: Arc<Vec<u8>> },
 }
@@ -85,7 +85,7 @@ impl Open {
                 first: 0,
                 cached: Vec::new(),
             },
-            None if whole => Mode::Whole(Some(BlobCheck::for_blob(blob))),
+            None if whole => Mode::Whole(Some(Box::new(BlobCheck::for_blob(blob)))),
             None => Mode::Computed {
                 table: Arc::new(legacy_table(&file, blob)?),
             },
@@ -468,9 +468,14 @@ mod tests {
         let data = vec![5u8; 200_000];
         let a = blob_file(&store, &data, true);
         flip(&store, &a, 200_000 + 4); // entry 1 of the table
-        let err = read(&store, &[a.clone()], 70_000, 70_100).await.expect_err("bad table");
+        let err = read(&store, std::slice::from_ref(&a), 70_000, 70_100)
+            .await
+            .expect_err("bad table");
         assert_eq!(corruption_of(&err).and_then(|c| c.block), Some(1));
-        assert_eq!(read(&store, &[a.clone()], 0, 100).await.expect("block 0"), &data[..100]);
+        assert_eq!(
+            read(&store, std::slice::from_ref(&a), 0, 100).await.expect("block 0"),
+            &data[..100]
+        );
         let f = std::fs::OpenOptions::new()
             .write(true)
             .open(store.path(&a.id))
