@@ -2,7 +2,10 @@
 //! block checksums: `$STRATA_BASELINE_BIN`, default `/work/baseline/target/release/strata`),
 //! both running side by side, measured in one run, interleaved, reported as ratios.
 //!
-//! `cargo bench --bench verified_reads -- [--runs N] [--secs S]` (defaults 5 runs, 4 s each).
+//! `cargo bench --bench verified_reads -- [--runs N] [--secs S] [--pin]` (defaults 5 runs, 4 s
+//! each; `--pin`: both servers on core 0 via `taskset`, run the bench itself with
+//! `taskset -c 1`). Besides rates, the servers' CPU time per MiB moved (from /proc), which
+//! other load on the box disturbs far less than wall-clock rates.
 //! Phases per run and server (which server goes first alternates every run):
 //!   PUT 64 MiB (sequential, MiB/s), GET 1 MiB (4 workers, MiB/s), GET 64 MiB (2 workers,
 //!   MiB/s), and a 4 KiB range GET at a random offset inside a 64 MiB object (one worker, p50
@@ -49,11 +52,18 @@ impl Drop for Server {
     }
 }
 
-fn start(name: &'static str, bin: &str) -> Result<Server> {
+fn start(name: &'static str, bin: &str, pin: bool) -> Result<Server> {
     let data = tempfile::Builder::new().prefix("strata-bench-").tempdir()?;
     let toml = data.path().join("strata.toml");
     std::fs::write(&toml, "[limits]\ndeleted_blob_grace_secs = 0\n")?;
-    let mut child = Command::new(bin)
+    let mut cmd = if pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path().join("d"))
         .arg("--config")
@@ -193,6 +203,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// CPU seconds (user + system) used so far by process `pid` (the server; under `taskset` the
+/// server is exec'd in place, so the pid is the same).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -206,7 +228,16 @@ const PHASES: [&str; 4] = [
     "4 KiB range GET p50 (ms)",
 ];
 
-async fn run_phase(http: &Http, s: &Server, phase: usize, secs: f64, big: &Bytes) -> Result<f64> {
+/// One measurement: (the phase's figure, server CPU ms per MiB moved or per request).
+async fn run_phase(http: &Http, s: &Server, phase: usize, secs: f64, big: &Bytes) -> Result<(f64, f64)> {
+    let cpu0 = cpu_seconds(s.child.id());
+    let (figure, work) = run_phase_inner(http, s, phase, secs, big).await?;
+    let cpu = cpu_seconds(s.child.id()) - cpu0;
+    Ok((figure, cpu * 1000.0 / work))
+}
+
+/// (figure, work done: MiB moved, or requests for the latency phase).
+async fn run_phase_inner(http: &Http, s: &Server, phase: usize, secs: f64, big: &Bytes) -> Result<(f64, f64)> {
     let base = format!("{}/bench", s.endpoint);
     match phase {
         0 => {
@@ -219,7 +250,7 @@ async fn run_phase(http: &Http, s: &Server, phase: usize, secs: f64, big: &Bytes
                 }
             })
             .await?;
-            Ok(bytes as f64 / took / MIB as f64)
+            Ok((bytes as f64 / took / MIB as f64, bytes as f64 / MIB as f64))
         }
         1 | 2 => {
             let (key, workers) = if phase == 1 { ("one-mib", 4) } else { ("sixty-four", 2) };
@@ -229,7 +260,7 @@ async fn run_phase(http: &Http, s: &Server, phase: usize, secs: f64, big: &Bytes
                 async move { http.call("GET", &url, &[], Bytes::new()).await }
             })
             .await?;
-            Ok(bytes as f64 / took / MIB as f64)
+            Ok((bytes as f64 / took / MIB as f64, bytes as f64 / MIB as f64))
         }
         _ => {
             let (http, url) = (http.clone(), format!("{base}/sixty-four"));
@@ -243,7 +274,8 @@ async fn run_phase(http: &Http, s: &Server, phase: usize, secs: f64, big: &Bytes
                 }
             })
             .await?;
-            Ok(median(lat) * 1000.0)
+            let n = lat.len() as f64;
+            Ok((median(lat) * 1000.0, n))
         }
     }
 }
@@ -252,11 +284,12 @@ const LARGE: usize = 64 * MIB;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut runs, mut secs) = (5usize, 4.0f64);
+    let (mut runs, mut secs, mut pin) = (5usize, 4.0f64, false);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).context("--runs N")?,
             "--secs" => secs = args.next().and_then(|v| v.parse().ok()).context("--secs S")?,
+            "--pin" => pin = true,
             "--bench" => {}
             other => bail!("unknown option {other}"),
         }
@@ -265,7 +298,7 @@ fn main() -> Result<()> {
         std::env::var("STRATA_BASELINE_BIN").unwrap_or_else(|_| "/work/baseline/target/release/strata".to_string());
     let new_bin = env!("CARGO_BIN_EXE_strata");
     let load_before = loadavg();
-    let servers = [start("baseline", &baseline_bin)?, start("verified", new_bin)?];
+    let servers = [start("baseline", &baseline_bin, pin)?, start("verified", new_bin, pin)?];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -278,6 +311,7 @@ fn main() -> Result<()> {
     let one = big.slice(..MIB);
     // results[server][phase] = per-run values
     let mut results = vec![vec![Vec::new(); PHASES.len()]; 2];
+    let mut cpu = vec![vec![Vec::new(); PHASES.len()]; 2];
     rt.block_on(async {
         for s in &servers {
             http.call("PUT", &format!("{}/bench", s.endpoint), &[], Bytes::new())
@@ -291,8 +325,9 @@ fn main() -> Result<()> {
             for (phase, _) in PHASES.iter().enumerate() {
                 let order: [usize; 2] = if (run + phase) % 2 == 0 { [0, 1] } else { [1, 0] };
                 for i in order {
-                    let v = run_phase(&http, &servers[i], phase, secs, &big).await?;
+                    let (v, c) = run_phase(&http, &servers[i], phase, secs, &big).await?;
                     results[i][phase].push(v);
+                    cpu[i][phase].push(c);
                 }
             }
             eprintln!("run {}/{runs} done (load {})", run + 1, loadavg());
@@ -314,18 +349,26 @@ fn main() -> Result<()> {
             format!("{:.2} [{:.2}-{:.2}]", median(v.clone()), lo, hi)
         };
         let (b, n) = (median(results[0][p].clone()), median(results[1][p].clone()));
+        let (cb, cn) = (median(cpu[0][p].clone()), median(cpu[1][p].clone()));
         println!(
-            "{:<26} {:>24} {:>24} {:>8.3}",
+            "{:<26} {:>24} {:>24} {:>8.3}   server CPU {:.3} vs {:.3} ms/{} ({:.3})",
             name,
             fmt(&results[0][p]),
             fmt(&results[1][p]),
-            n / b
+            n / b,
+            cb,
+            cn,
+            if p == 3 { "request" } else { "MiB" },
+            cn / cb
         );
         json.push(serde_json::json!({
             "phase": name, "baseline": results[0][p], "verified": results[1][p], "ratio_of_medians": n / b,
+            "cpu_ms_baseline": cpu[0][p], "cpu_ms_verified": cpu[1][p], "cpu_ratio_of_medians": cn / cb,
         }));
     }
-    println!("(ratio = verified / baseline: above 1 is faster for MiB/s, slower for latency)");
+    println!(
+        "(ratio = verified / baseline: above 1 is faster for MiB/s, slower for latency; CPU ratio above 1 is dearer)"
+    );
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-verified-reads.json");
     let _ = std::fs::write(
         &path,

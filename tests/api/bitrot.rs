@@ -166,3 +166,77 @@ async fn flipped_byte_is_found_by_scrub_and_never_served() {
     assert_eq!(server.health_status().await, 200);
     server.assert_alive();
 }
+
+/// `[scrub] background = true`: the server scrubs itself, rate-limited, finds a flipped byte,
+/// and reports progress in the `strata_scrub_*` metrics (and the bitrot counter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_scrub_finds_rot_and_reports_progress() {
+    let server = TestServer::start_with(ServerOptions {
+        config_toml: Some(
+            "[scrub]\nbackground = true\nbytes_per_sec = 104857600\ninterval_secs = 1\nstartup_delay_secs = 0\n".into(),
+        ),
+        ..Default::default()
+    });
+    let client = server.client();
+    let bucket = new_bucket(&client, "bgscrub").await;
+    let rotten = random_bytes(MIB + 3, 71);
+    put(&client, &bucket, "rotten.bin", rotten.clone()).await;
+    put(&client, &bucket, "fine.bin", random_bytes(200_000, 72)).await;
+    let blob = blob_files(server.data_dir())
+        .into_iter()
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.len() == blob_file_len(rotten.len() as u64))
+                .unwrap_or(false)
+        })
+        .expect("the rotten object's blob");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&blob)
+        .expect("open");
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, 700_000).expect("read");
+    f.write_all_at(&[b[0] ^ 0x10], 700_000).expect("flip");
+    drop(f);
+
+    let sample = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let text = loop {
+        let text = raw_request(
+            "GET",
+            &format!("{}/_strata/metrics", server.endpoint()),
+            &[],
+            Vec::new(),
+        )
+        .await
+        .text();
+        if sample(&text, "strata_scrub_failures_total") >= 1.0
+            && sample(&text, "strata_scrub_last_completed_timestamp_seconds") > 0.0
+        {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background scrub did not report the rot within 60 s:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(sample(&text, "strata_scrub_objects_total") >= 2.0, "{text}");
+    assert!(
+        sample(&text, "strata_scrub_scanned_bytes_total") >= (MIB + 200_000) as f64,
+        "{text}"
+    );
+    assert!(sample(&text, "strata_bitrot_detected_total") >= 1.0, "{text}");
+    // The intact object still reads; the rotten one is never served whole.
+    let full = SignedRequest::new("GET", format!("/{bucket}/rotten.bin"))
+        .send_partial(&server)
+        .await;
+    assert!(full.error.is_some() || full.status != Some(200), "rotten object served");
+}
