@@ -37,6 +37,33 @@ pub struct Config {
     pub storage: StorageConfig,
     pub metrics: MetricsConfig,
     pub website: WebsiteEndpointConfig,
+    pub scrub: ScrubConfig,
+}
+
+/// The background scrub of `serve` (`[scrub]`): every stored byte re-read and checked
+/// against its block checksums, rate-limited, so bitrot is found before a client asks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrubConfig {
+    /// Run it (`strata scrub` offline works either way).
+    pub background: bool,
+    /// Read rate bound of the background scrub, bytes per second.
+    pub bytes_per_sec: u64,
+    /// Seconds from the end of one background run to the start of the next.
+    pub interval_secs: u64,
+    /// Seconds after start-up before the first background run.
+    pub startup_delay_secs: u64,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self {
+            background: false,
+            bytes_per_sec: 50 * 1024 * 1024,
+            interval_secs: 7 * 24 * 3600,
+            startup_delay_secs: 300,
+        }
+    }
 }
 
 /// Who may read `/_strata/metrics`.
@@ -344,6 +371,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             metrics: MetricsConfig::default(),
             website: WebsiteEndpointConfig::default(),
+            scrub: ScrubConfig::default(),
         }
     }
 }
@@ -456,6 +484,9 @@ impl Config {
         }
         if tls.http_listen == Some(self.listen) && self.listen.port() != 0 {
             anyhow::bail!("tls.http_listen must differ from listen ({})", self.listen);
+        }
+        if self.scrub.background && self.scrub.bytes_per_sec == 0 {
+            anyhow::bail!("scrub.bytes_per_sec must be positive when scrub.background is on");
         }
         let website = &self.website;
         if website.domain.starts_with('.') || website.domain.contains(['/', ':']) {
@@ -585,6 +616,36 @@ mod tests {
             "[website]\ndomain = \".example\"\n",
             "listen = \"127.0.0.1:9000\"\n[website]\nlisten = \"127.0.0.1:9000\"\n",
         ] {
+            std::fs::write(&path, bad).expect("write");
+            assert!(Config::load(Some(&path), Overrides::default()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scrub_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("strata.toml");
+        let d = Config::default().scrub;
+        assert_eq!(
+            (d.background, d.bytes_per_sec, d.interval_secs, d.startup_delay_secs),
+            (false, 50 * 1024 * 1024, 7 * 24 * 3600, 300)
+        );
+        std::fs::write(
+            &path,
+            "[scrub]\nbackground = true\nbytes_per_sec = 1000\ninterval_secs = 5\nstartup_delay_secs = 0\n",
+        )
+        .expect("write");
+        let cfg = Config::load(Some(&path), Overrides::default()).expect("load");
+        assert!(cfg.scrub.background);
+        assert_eq!(
+            (
+                cfg.scrub.bytes_per_sec,
+                cfg.scrub.interval_secs,
+                cfg.scrub.startup_delay_secs
+            ),
+            (1000, 5, 0)
+        );
+        for bad in ["[scrub]\nbackground = true\nbytes_per_sec = 0\n", "[scrub]\nrate = 1\n"] {
             std::fs::write(&path, bad).expect("write");
             assert!(Config::load(Some(&path), Overrides::default()).is_err(), "{bad}");
         }

@@ -30,10 +30,11 @@ enum Command {
     Bucket(BucketCommand),
     /// Check the data dir offline: every object's blobs exist with the recorded size; remove
     /// unreferenced blobs. Exits non-zero when problems are found.
-    Fsck(DataArgs),
-    /// Read every stored byte offline and verify it against its recorded checksum; lists
-    /// corrupt objects by bucket/key/version and exits non-zero if there are any.
-    Scrub(DataArgs),
+    Fsck(RepairArgs),
+    /// Read every stored byte offline and verify it against its recorded checksums; lists
+    /// each bad block by bucket/key/version, blob, block and offset, and exits non-zero if
+    /// there are any.
+    Scrub(RepairArgs),
     /// Write a self-signed certificate and key for local HTTPS (`serve --tls-cert CERT
     /// --tls-key KEY`); clients trust it with e.g. `aws --ca-bundle CERT`.
     DevCert(DevCertArgs),
@@ -166,6 +167,16 @@ struct DataArgs {
     /// TOML config file (for data_dir, listen and credentials).
     #[arg(long, env = "STRATA_CONFIG")]
     config: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct RepairArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Also give blobs written before block checksums their block table (after verifying
+    /// their whole-blob checksum), and rewrite damaged tables of blobs whose data is intact.
+    #[arg(long)]
+    repair: bool,
 }
 
 #[derive(Args, Clone)]
@@ -345,6 +356,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             );
         }
         store.meta.start_group_commit();
+        if cfg.scrub.background {
+            strata::store::scrub::spawn_background(
+                store.clone(),
+                cfg.scrub.bytes_per_sec,
+                std::time::Duration::from_secs(cfg.scrub.startup_delay_secs),
+                std::time::Duration::from_secs(cfg.scrub.interval_secs),
+            );
+        }
         announce(&cfg, &root, &source);
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
@@ -537,8 +556,8 @@ async fn key_online(client: &strata::admin_client::AdminClient, op: KeyOp) -> an
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn fsck(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
-    let store = open_offline(args)?;
+fn fsck(args: RepairArgs) -> anyhow::Result<std::process::ExitCode> {
+    let store = open_offline(args.data)?;
     let spinner = spinner("fsck: {pos} objects and parts checked {spinner}");
     let report = strata::store::fsck::check(&store, |n| spinner.set_position(n))?;
     spinner.finish_and_clear();
@@ -552,7 +571,16 @@ fn fsck(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
     for p in &report.problems {
         println!("problem: {p}");
     }
-    Ok(if report.problems.is_empty() {
+    let mut failed = !report.problems.is_empty();
+    if args.repair {
+        failed |= !run_repair(&store, &Default::default())?;
+    } else if report.legacy_blobs > 0 {
+        println!(
+            "fsck: {} blobs have no block checksums (written by an older version; range reads of them read the whole blob): `strata fsck --repair` adds them",
+            report.legacy_blobs
+        );
+    }
+    Ok(if !failed {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE
@@ -620,11 +648,31 @@ fn rotate_master(data: DataArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn scrub(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
-    let store = open_offline(args)?;
+/// `--repair`: prints what it did; false when something could not be repaired.
+fn run_repair(
+    store: &strata::store::Store,
+    damaged_tables: &std::collections::HashSet<String>,
+) -> anyhow::Result<bool> {
+    let spinner = spinner("repair: {pos} blobs rewritten {spinner}");
+    let report = strata::store::repair::repair(store, damaged_tables, |n| spinner.set_position(n))?;
+    spinner.finish_and_clear();
+    for p in &report.problems {
+        println!("not repaired: {p}");
+    }
+    println!(
+        "repair: {} blobs given block checksums, {} damaged block tables rewritten; {} not repaired",
+        report.upgraded,
+        report.tables_rebuilt,
+        report.problems.len()
+    );
+    Ok(report.problems.is_empty())
+}
+
+fn scrub(args: RepairArgs) -> anyhow::Result<std::process::ExitCode> {
+    let store = open_offline(args.data)?;
     let started = std::time::Instant::now();
     let spinner = spinner("scrub: {pos} objects, {msg} verified ({elapsed}) {spinner}");
-    let report = strata::store::scrub::scrub(&store, |n, bytes| {
+    let report = strata::store::scrub::scrub(&store, &Default::default(), |n, bytes| {
         spinner.set_position(n);
         spinner.set_message(indicatif::HumanBytes(bytes).to_string());
     })?;
@@ -637,9 +685,20 @@ fn scrub(args: DataArgs) -> anyhow::Result<std::process::ExitCode> {
         report.objects,
         report.bytes,
         started.elapsed().as_secs_f64(),
-        report.corrupt.len()
+        report.corrupt_objects
     );
-    Ok(if report.corrupt.is_empty() {
+    let mut repaired_all = true;
+    if args.repair {
+        repaired_all = run_repair(&store, &report.damaged_tables)?;
+    } else if report.legacy_blobs > 0 {
+        println!(
+            "scrub: {} blobs have no block checksums (written by an older version): `strata scrub --repair` adds them",
+            report.legacy_blobs
+        );
+    }
+    // Non-zero while anything was found corrupt (a rewritten table included: scrub again to
+    // see a clean run) or could not be repaired.
+    Ok(if report.corrupt_objects == 0 && repaired_all {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE

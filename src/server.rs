@@ -234,11 +234,6 @@ struct Front {
     signing_region: Arc<crate::signing_region::SigningRegion>,
 }
 
-/// The request id of a request (also its `x-amz-request-id` response header), for error
-/// bodies written in front of s3s.
-#[derive(Clone)]
-pub struct RequestId(pub String);
-
 /// The bucket a request addresses (virtual-hosted or path style), for CORS.
 fn request_bucket(req: &http::Request<Incoming>, domain: Option<&str>) -> Option<String> {
     if let Some(domain) = domain {
@@ -407,7 +402,7 @@ async fn respond(
         }
         _ => {
             if let Err(refusal) = front.signing_region.check(&mut req).await {
-                let id = req.extensions().get::<RequestId>().map_or("", |r| r.0.as_str());
+                let id = req.extensions().get::<crate::s3::errors::RequestId>().map_or("", |r| r.0.as_str());
                 return refusal.response(id);
             }
             match service
@@ -582,7 +577,8 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                 let op_slot = crate::metrics::OpSlot::default();
                 let fallback_op = crate::metrics::fallback_op(&method, &path, req.headers());
                 req.extensions_mut().insert(op_slot.clone());
-                req.extensions_mut().insert(RequestId(request_id.clone()));
+                req.extensions_mut()
+                    .insert(crate::s3::errors::RequestId(request_id.clone()));
                 let mut resp = route(service, front, peer, req).await;
                 crate::metrics::global().request(
                     op_slot.get().unwrap_or(fallback_op),

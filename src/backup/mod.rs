@@ -7,6 +7,9 @@
 //! back ([`BlobStore::hold_unlinks`]) so nothing the snapshot references disappears. Blobs
 //! already in the target with the right size are skipped (incremental backups), and ones the
 //! new snapshot no longer references are removed at the end. `manifest.json` is written last.
+//! Every blob copied is verified on the way (its block table and whole-blob checksum, in both
+//! directions): a backup stops at a blob that fails (reported as bitrot; the object is named),
+//! rather than put rotten bytes into a backup, and a restore refuses one.
 //!
 //! The master key file (SSE) is deliberately not part of a backup: the operator keeps it
 //! separately, so a stolen backup does not come with the key to its encrypted objects.
@@ -22,7 +25,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::store::blob::{copy_synced, fsync_dir, sharded, BlobCheck, UnlinkHold};
+use crate::store::bitrot::ObjectAt;
+use crate::store::blob::{copy_verified, fsync_dir, sharded, UnlinkHold};
 use crate::store::records::{decode, BlobRef, ObjectRecord, PartRecord, UploadRecord};
 use crate::store::{BlobStore, MetaStore, Store, StoreError};
 use dump::{DumpWriter, Manifest, DUMP, MANIFEST};
@@ -108,16 +112,36 @@ impl std::fmt::Display for BackupSummary {
 #[derive(Default)]
 struct Contents {
     blobs: BTreeMap<String, BlobRef>,
+    /// Which object version each object blob belongs to (for reporting a bad one).
+    owners: BTreeMap<String, ObjectAt>,
     objects: u64,
     versions: u64,
     encrypted: u64,
 }
 
 impl Contents {
-    fn add(&mut self, tree: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    fn add(&mut self, tree: &[u8], key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         match tree {
             b"objects" | b"versions" => {
                 let rec: ObjectRecord = decode(value)?;
+                // objects: bucket NUL key; versions: bucket NUL key NUL seq (8 bytes).
+                let (bucket, rest) = key.split_at(key.iter().position(|&b| b == 0).unwrap_or(key.len()));
+                let rest = rest.get(1..).unwrap_or_default();
+                let name = if tree == b"versions" {
+                    rest.get(..rest.len().saturating_sub(9)).unwrap_or_default()
+                } else {
+                    rest
+                };
+                for b in rec.blobs() {
+                    self.owners.insert(
+                        b.id.clone(),
+                        ObjectAt {
+                            bucket: String::from_utf8_lossy(bucket).into_owned(),
+                            key: String::from_utf8_lossy(name).into_owned(),
+                            version_id: rec.version_id.clone(),
+                        },
+                    );
+                }
                 self.versions += 1;
                 if tree == b"objects" && !rec.delete_marker {
                     self.objects += 1;
@@ -147,7 +171,7 @@ impl Contents {
     fn of_dump(path: &Path) -> Result<(Self, u64), BackupError> {
         let mut c = Contents::default();
         let next_seq = dump::read_dump(path, |t, entry| match entry {
-            Some((_, v)) => c.add(t, &v).map_err(io::Error::other),
+            Some((k, v)) => c.add(t, &k, &v).map_err(io::Error::other),
             None => Ok(()),
         })?;
         Ok((c, next_seq))
@@ -282,7 +306,7 @@ impl Backup {
         }
 
         let (contents, _) = Contents::of_dump(&to.join(DUMP))?;
-        let copy = copy_blobs(&self.store.blobs, to, &contents.blobs, progress)?;
+        let copy = copy_blobs(&self.store, to, &contents, progress)?;
 
         let manifest = Manifest {
             format_version: dump::FORMAT_VERSION,
@@ -320,25 +344,33 @@ struct Copied {
     bytes: u64,
 }
 
-/// Copies `from` to `to` through `to.tmp` (fsynced, renamed), feeding `check` with every byte.
-fn copy_file(from: &Path, to: &Path, check: Option<&mut BlobCheck>) -> io::Result<u64> {
+/// Copies blob file `from` to `to` through `to.tmp` (verified, fsynced, renamed). A blob that
+/// fails its checks is not copied: `Ok(Err(report))`, and `to` is untouched.
+fn copy_file(from: &Path, to: &Path, blob: &BlobRef) -> io::Result<Result<u64, crate::store::integrity::FileReport>> {
     let tmp = to.with_extension("tmp");
     let mut src = File::open(from)?;
     let mut dst = File::create(&tmp)?;
-    let n = copy_synced(&mut src, &mut dst, check)?;
+    let report = copy_verified(&mut src, &mut dst, blob)?;
+    if !report.ok(blob) {
+        drop(dst);
+        let _ = fs::remove_file(&tmp);
+        return Ok(Err(report));
+    }
     fs::rename(&tmp, to)?;
-    Ok(n)
+    Ok(Ok(report.len))
 }
 
 /// Progress lines at most this often (plus the last one).
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn copy_blobs(
-    blobs: &BlobStore,
+    store: &Store,
     to: &Path,
-    wanted: &BTreeMap<String, BlobRef>,
+    contents: &Contents,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Copied, BackupError> {
+    let blobs: &BlobStore = &store.blobs;
+    let wanted = &contents.blobs;
     let delay = std::env::var(COPY_DELAY_ENV)
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -363,13 +395,25 @@ fn copy_blobs(
             }
             let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| to.to_path_buf());
             fs::create_dir_all(&dir)?;
-            let n = copy_file(&blobs.blob_path(blob), &dest, None)
+            let copied = copy_file(&blobs.blob_path(blob), &dest, blob)
                 .map_err(|e| io::Error::new(e.kind(), format!("blob {id}: {e}")))?;
-            if n != size {
-                return Err(BackupError::Refused(format!(
-                    "blob {id} has {n} bytes in the data dir, its record says {size}"
-                )));
-            }
+            let n = match copied {
+                Ok(n) => n,
+                Err(report) => {
+                    let owner = contents.owners.get(id);
+                    if let (Some(c), Some(at)) = (report.corruption(blob), owner) {
+                        crate::store::bitrot::report(&store.meta, at, &c, "backup", None);
+                    }
+                    let whose = owner
+                        .map(|o| format!(" of {}/{} (version {})", o.bucket, o.key, o.version_id))
+                        .unwrap_or_default();
+                    return Err(BackupError::Refused(format!(
+                        "blob {id}{whose} failed its checks in the data dir ({}); the backup stopped rather than copy it. \
+                         Run `strata scrub`, then delete the object or restore it from an older backup",
+                        report.problems(blob).join("; ")
+                    )));
+                }
+            };
             dirty.insert(dir);
             out.copied += 1;
             out.bytes += n;
@@ -495,22 +539,22 @@ pub fn restore(
         let found = fs::metadata(&src).map(|m| m.len()).map_err(|e| {
             BackupError::Refused(format!("blob {id} is missing from the backup ({}): {e}", src.display()))
         })?;
-        if found != size {
+        if !blob.file_len_ok(found) {
             return Err(BackupError::Refused(format!(
                 "blob {id} has {found} bytes in the backup, its record says {size}"
             )));
         }
-        // Sealed blobs without a CRC cannot be checked without keys (their MD5 is of the plaintext).
-        let mut check = (blob.crc64.is_some() || !blob.sealed).then(|| BlobCheck::for_blob(blob));
-        // Each blob goes back to its volume (the cold one for STANDARD_IA/GLACIER).
+        // Each blob goes back to its volume (the cold one for STANDARD_IA/GLACIER), checked
+        // against its block table and whole-blob checksum (sealed blobs without a CRC-64 only
+        // by their table: their MD5 is of the plaintext).
         let dest = store.blobs.blob_path(blob);
-        bytes += copy_file(&src, &dest, check.as_mut())?;
-        if let Some(c) = check {
-            if !c.matches(blob) {
-                let _ = fs::remove_file(&dest);
+        match copy_file(&src, &dest, blob)? {
+            Ok(n) => bytes += n,
+            Err(report) => {
                 return Err(BackupError::Refused(format!(
-                    "blob {id} in the backup does not match its checksum"
-                )));
+                    "blob {id} in the backup does not match its checksum ({})",
+                    report.problems(blob).join("; ")
+                )))
             }
         }
         if let Some(dir) = dest.parent() {

@@ -5,8 +5,11 @@
 //! version id) and `derivative-id` hashes the canonical transform spec. A new version of an
 //! object has a new version id, so its derivatives live in a new directory and an old one can
 //! never be served; [`DerivativeCache::purge_source`] drops the old directory at once.
-//! Files carry a small header (magic, content type, body length) so a file torn by a crash is
-//! detected and treated as a miss: the cache is never fsynced, it is safe to lose.
+//! Files carry a small header (magic, content type, body length, CRC32C of the body) checked
+//! on every disk hit: a file torn by a crash (short, or of the older header format) or rotten
+//! on disk (checksum mismatch, counted in `strata_derivative_cache_corrupt_total`) is deleted
+//! and treated as a miss, so the derivative is made again from the verified original. The
+//! cache is never fsynced: it is safe to lose.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -16,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-const MAGIC: &[u8; 6] = b"STRDV1";
+/// Format 2: magic, content-type length (u16 BE), content type, body length (u64 BE), CRC32C
+/// of the body (u32 BE), body. (Format 1 had no checksum: such files read as misses.)
+const MAGIC: &[u8; 6] = b"STRDV2";
 
 /// A cached derivative.
 #[derive(Clone, Debug)]
@@ -130,7 +135,7 @@ impl DerivativeCache {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reads a derivative; a missing or torn file is a miss.
+    /// Reads a derivative; a missing, torn or rotten file is a miss (and removed).
     pub fn get(&self, source: &str, derivative: &str) -> Option<Derivative> {
         let key = (source.to_string(), derivative.to_string());
         {
@@ -140,12 +145,20 @@ impl DerivativeCache {
             idx.entries.get_mut(&key)?.tick = tick;
         }
         match read_entry(&self.path(source, derivative)) {
-            Ok(Some((content_type, bytes))) => Some(Derivative {
+            Ok(Entry::Good(content_type, bytes)) => Some(Derivative {
                 content_type,
                 bytes,
                 id: derivative.to_string(),
             }),
-            _ => {
+            found => {
+                if let Ok(Entry::Corrupt) = found {
+                    crate::metrics::global().cache_corrupt();
+                    tracing::warn!(
+                        source,
+                        derivative,
+                        "derivative cache file failed its checksum: dropped, making it again"
+                    );
+                }
                 self.forget(&key);
                 let _ = std::fs::remove_file(self.path(source, derivative));
                 None
@@ -167,11 +180,12 @@ impl DerivativeCache {
             f.write_all(&(content_type.len() as u16).to_be_bytes())?;
             f.write_all(content_type.as_bytes())?;
             f.write_all(&(bytes.len() as u64).to_be_bytes())?;
+            f.write_all(&crate::store::integrity::crc32c(bytes).to_be_bytes())?;
             f.write_all(bytes)?;
             f.flush()?;
         }
         std::fs::rename(&tmp, dir.join(derivative))?;
-        let size = (MAGIC.len() + 2 + content_type.len() + 8 + bytes.len()) as u64;
+        let size = (MAGIC.len() + 2 + content_type.len() + 8 + 4 + bytes.len()) as u64;
         {
             let mut idx = self.lock();
             idx.clock += 1;
@@ -244,29 +258,44 @@ impl DerivativeCache {
     }
 }
 
-fn read_entry(path: &Path) -> io::Result<Option<(String, Bytes)>> {
+/// What a cache file held.
+enum Entry {
+    Good(String, Bytes),
+    /// Short, or not this format (a crash mid-write, an older version's file).
+    Torn,
+    /// Complete, but the body fails its checksum.
+    Corrupt,
+}
+
+fn read_entry(path: &Path) -> io::Result<Entry> {
     let mut f = std::fs::File::open(path)?;
     let mut all = Vec::new();
     f.read_to_end(&mut all)?;
     let Some(rest) = all.strip_prefix(MAGIC.as_slice()) else {
-        return Ok(None);
+        return Ok(Entry::Torn);
     };
     let Some((ct_len, rest)) = rest.split_first_chunk::<2>() else {
-        return Ok(None);
+        return Ok(Entry::Torn);
     };
     let ct_len = u16::from_be_bytes(*ct_len) as usize;
     let Some((ct, rest)) = rest.split_at_checked(ct_len) else {
-        return Ok(None);
+        return Ok(Entry::Torn);
     };
-    let Some((body_len, body)) = rest.split_first_chunk::<8>() else {
-        return Ok(None);
+    let Some((body_len, rest)) = rest.split_first_chunk::<8>() else {
+        return Ok(Entry::Torn);
+    };
+    let Some((crc, body)) = rest.split_first_chunk::<4>() else {
+        return Ok(Entry::Torn);
     };
     if u64::from_be_bytes(*body_len) != body.len() as u64 {
-        return Ok(None);
+        return Ok(Entry::Torn);
+    }
+    if crate::store::integrity::crc32c(body) != u32::from_be_bytes(*crc) {
+        return Ok(Entry::Corrupt);
     }
     let ct = String::from_utf8_lossy(ct).into_owned();
     let start = all.len() - body.len();
-    Ok(Some((ct, Bytes::from(all).slice(start..))))
+    Ok(Entry::Good(ct, Bytes::from(all).slice(start..)))
 }
 
 #[cfg(test)]
@@ -295,6 +324,37 @@ mod tests {
             .expect("truncate");
         assert!(c.get("s1", "d1").is_none());
         assert_eq!(c.entries(), 0);
+    }
+
+    #[test]
+    fn a_rotten_body_is_a_counted_miss_and_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = DerivativeCache::open(dir.path(), 1 << 20).expect("open");
+        c.put("s1", "d1", "image/png", b"a derivative body").expect("put");
+        let p = dir.path().join("cache/s1/d1");
+        let mut bytes = std::fs::read(&p).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&p, &bytes).expect("rot");
+        let before = crate::metrics::global().render();
+        assert!(c.get("s1", "d1").is_none(), "rotten entry served");
+        assert!(!p.exists(), "rotten entry left on disk");
+        assert_eq!(c.entries(), 0);
+        let count = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("strata_derivative_cache_corrupt_total "))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        assert!(count(&crate::metrics::global().render()) >= count(&before) + 1.0);
+        // Files of the format without a checksum are misses too.
+        c.put("s1", "d2", "image/png", b"x").expect("put");
+        let p2 = dir.path().join("cache/s1/d2");
+        let mut old = std::fs::read(&p2).expect("read");
+        old[..6].copy_from_slice(b"STRDV1");
+        std::fs::write(&p2, &old).expect("write");
+        assert!(c.get("s1", "d2").is_none());
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! sniffed format of recently transformed originals, so a warm hit costs a metadata lookup
 //! and a hash-map probe instead of reading the original's first bytes and a cache file.
 //! Both are bounded (bytes and entries); both forget a source version when it is retired.
+//! It is only ever filled with verified bytes ([`super::Derivatives::fetch`]): a derivative
+//! just made from an original read through the verified blob reader, or one read from disk
+//! that passed its checksum ([`super::cache::DerivativeCache::get`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

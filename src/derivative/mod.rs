@@ -29,6 +29,8 @@ pub enum DerivativeError {
     Busy,
     /// Reading the source failed (already mapped to an S3 error message).
     Source(String),
+    /// The source's stored bytes failed their check (already reported by `store::bitrot`).
+    SourceCorrupt,
     Internal(String),
 }
 

@@ -1,6 +1,6 @@
 //! The process-wide metrics registry (prometheus-client) and the instruments the rest of the
 //! server records into: requests, bytes on the wire, transforms, the derivative cache, blob
-//! garbage collection, per-bucket usage. [`endpoint`] serves it as `/_strata/metrics`;
+//! garbage collection, per-bucket usage, bitrot found and scrub progress. [`endpoint`] serves it as `/_strata/metrics`;
 //! [`body`] counts streamed bodies; [`OpSlot`] carries a request's S3 operation name from the
 //! access check (where s3s names it) back out to the server's request wrapper.
 //!
@@ -111,6 +111,12 @@ pub struct Metrics {
     cache_entries: Gauge,
     gc_pending: Gauge,
     gc_unlinked: Counter,
+    bitrot: Counter,
+    cache_corrupt: Counter,
+    scrub_bytes: Counter,
+    scrub_objects: Counter,
+    scrub_failures: Counter,
+    scrub_last_completed: Gauge<f64, AtomicU64>,
     uptime: Gauge<f64, AtomicU64>,
     /// The disk cache whose size and entry count are read at scrape time.
     cache: Mutex<Option<Arc<DerivativeCache>>>,
@@ -258,6 +264,44 @@ impl Metrics {
             "Blob files removed by the deferred unlink",
             gc_unlinked.clone(),
         );
+        let bitrot = Counter::default();
+        r.register(
+            "bitrot_detected",
+            "Reads, copies, transitions, backups and scrubs that found stored bytes failing their checksum (each refused to use them)",
+            bitrot.clone(),
+        );
+        let cache_corrupt = Counter::default();
+        r.register(
+            "derivative_cache_corrupt",
+            "Derivative cache files that failed their checksum on a disk hit (dropped and made again)",
+            cache_corrupt.clone(),
+        );
+        let scrub_bytes = Counter::default();
+        r.register_with_unit(
+            "scrub_scanned",
+            "Stored bytes read and verified by the background scrub",
+            Unit::Bytes,
+            scrub_bytes.clone(),
+        );
+        let scrub_objects = Counter::default();
+        r.register(
+            "scrub_objects",
+            "Object versions verified by the background scrub",
+            scrub_objects.clone(),
+        );
+        let scrub_failures = Counter::default();
+        r.register(
+            "scrub_failures",
+            "Object versions the background scrub found corrupt or unreadable",
+            scrub_failures.clone(),
+        );
+        let scrub_last_completed = Gauge::<f64, AtomicU64>::default();
+        r.register_with_unit(
+            "scrub_last_completed_timestamp",
+            "When the last complete background scrub run ended (Unix time; 0: none yet)",
+            Unit::Seconds,
+            scrub_last_completed.clone(),
+        );
         let build_info = Family::<VersionLabel, Gauge>::default();
         r.register(
             "build_info",
@@ -293,6 +337,12 @@ impl Metrics {
             cache_entries,
             gc_pending,
             gc_unlinked,
+            bitrot,
+            cache_corrupt,
+            scrub_bytes,
+            scrub_objects,
+            scrub_failures,
+            scrub_last_completed,
             uptime,
             cache: Mutex::new(None),
         }
@@ -352,6 +402,34 @@ impl Metrics {
         if unlinked {
             self.gc_unlinked.inc();
         }
+    }
+
+    /// Stored bytes that failed their check were found (and not used).
+    pub fn bitrot_detected(&self) {
+        self.bitrot.inc();
+    }
+
+    pub fn bitrot_count(&self) -> u64 {
+        self.bitrot.get()
+    }
+
+    /// A derivative cache file failed its checksum.
+    pub fn cache_corrupt(&self) {
+        self.cache_corrupt.inc();
+    }
+
+    /// One object version verified by the background scrub (`bytes` read; `ok`: intact).
+    pub fn scrubbed(&self, bytes: u64, ok: bool) {
+        self.scrub_bytes.inc_by(bytes);
+        self.scrub_objects.inc();
+        if !ok {
+            self.scrub_failures.inc();
+        }
+    }
+
+    /// A background scrub run completed at `unix_secs`.
+    pub fn scrub_completed(&self, unix_secs: f64) {
+        self.scrub_last_completed.set(unix_secs);
     }
 
     /// Replaces the per-bucket usage gauges with a fresh scan's results (buckets that are

@@ -1,5 +1,7 @@
 //! CopyObject and UploadPartCopy: stream the source's bytes into a new blob (blobs are never
-//! shared between objects, so deleting one object can never free another's bytes).
+//! shared between objects, so deleting one object can never free another's bytes). The
+//! source is read verified (`s3/read.rs`): a block that fails its check fails the ingest
+//! before anything is published or committed, and the copy answers `500 InternalError`.
 
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
@@ -10,7 +12,8 @@ use super::conditional::{self, Conditions, Kind};
 use super::encryption::{connection_is_secure, copy_source_key_headers, customer_key_headers, report, sse_request};
 use super::errors::ingest_error;
 use super::multipart::{check_part_number, into_blob, record_part};
-use super::object::{body, commit_object, discard, publish_body};
+use super::object::{commit_object, discard, publish_body};
+use super::read::{object_stream, ObjectStream, Purpose};
 use super::{caller, check_key, etag, object_headers, reported_version, Strata};
 use crate::store::records::{ObjectRecord, PartRecord};
 use crate::util::{ms_to_timestamp, now_ms};
@@ -58,6 +61,23 @@ fn hasher_like(rec: &ObjectRecord, requested: Option<&ChecksumAlgorithm>) -> Che
     h
 }
 
+/// Streams a copy's source into a new (pending) blob; a source that fails its checks is
+/// `500 InternalError`, whatever the ingest made of the failed stream.
+async fn ingest_source(
+    s: &Strata,
+    source: ObjectStream,
+    hasher: ChecksumHasher,
+    inline_max: usize,
+    seal: Option<&crate::store::crypto::Key256>,
+) -> S3Result<crate::store::blob::Ingested> {
+    let corrupt = source.corruption();
+    match s.store.blobs.ingest(source, hasher, inline_max, u64::MAX, seal).await {
+        Ok(i) => Ok(i),
+        Err(_) if corrupt.get().is_some() => Err(super::errors::stored_data_corrupt()),
+        Err(e) => Err(ingest_error(e)),
+    }
+}
+
 /// The version a copy reads, once the caller is allowed to read it and the copy-source
 /// conditions hold. A delete marker as the latest version is NoSuchKey; naming one by id is
 /// InvalidRequest, as S3 answers.
@@ -86,6 +106,7 @@ fn source_record(
 pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let who = caller(&req)?;
     let facts = crate::auth::RequestFacts::of(&req);
+    let request_id = super::errors::request_id(&req.extensions);
     let input = req.input;
     let bucket = s.bucket(&input.bucket)?;
     check_key(&input.key)?;
@@ -148,18 +169,25 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
     };
     let hasher = hasher_like(&src, input.checksum_algorithm.as_ref());
     let src_key_material = s.data_key_for_read(src.encryption.as_ref(), copy_source_key_headers!(input), secure)?;
-    let ingested = s
-        .store
-        .blobs
-        .ingest(
-            body(s, &src, src_key_material.as_ref(), 0, src.size),
-            hasher,
-            s.limits.inline_max_bytes,
-            u64::MAX,
-            encryption.as_ref().map(|(_, k)| k),
-        )
-        .await
-        .map_err(ingest_error)?;
+    let source = object_stream(
+        s,
+        &src_bucket,
+        &src_key,
+        &src,
+        src_key_material.as_ref(),
+        0,
+        src.size,
+        Purpose::Copy,
+        request_id,
+    );
+    let ingested = ingest_source(
+        s,
+        source,
+        hasher,
+        s.limits.inline_max_bytes,
+        encryption.as_ref().map(|(_, k)| k),
+    )
+    .await?;
     let data = match publish_body(s, &ingested, storage_class).await {
         Ok(d) => d,
         Err(e) => {
@@ -243,6 +271,7 @@ pub async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let facts = crate::auth::RequestFacts::of(&req);
     let secure = connection_is_secure(&req.extensions);
+    let request_id = super::errors::request_id(&req.extensions);
     let input = req.input;
     check_part_number(input.part_number)?;
     let upload = match s.store.meta.upload(&input.upload_id) {
@@ -252,7 +281,7 @@ pub async fn upload_part_copy(
     };
     // The part is sealed with the upload's data key (SSE-C uploads: the request repeats the key).
     let part_key = s.data_key_for_read(upload.encryption.as_ref(), customer_key_headers!(input), secure)?;
-    let (_, _, src) = source_record(
+    let (src_bucket, src_key, src) = source_record(
         s,
         &facts,
         &input.copy_source,
@@ -268,18 +297,18 @@ pub async fn upload_part_copy(
         Some(r) => parse_copy_range(r, src.size)?,
         None => (0, src.size),
     };
-    let ingested = s
-        .store
-        .blobs
-        .ingest(
-            body(s, &src, src_key_material.as_ref(), start, end),
-            hasher_like(&src, None),
-            0,
-            u64::MAX,
-            part_key.as_ref(),
-        )
-        .await
-        .map_err(ingest_error)?;
+    let source = object_stream(
+        s,
+        &src_bucket,
+        &src_key,
+        &src,
+        src_key_material.as_ref(),
+        start,
+        end,
+        Purpose::Copy,
+        request_id,
+    );
+    let ingested = ingest_source(s, source, hasher_like(&src, None), 0, part_key.as_ref()).await?;
     let (blob, ingested) = into_blob(s, ingested, upload.storage_class).await?;
     let part_etag = hex::encode(ingested.md5);
     let checksums = checksum::full_object(&ingested.checksums);

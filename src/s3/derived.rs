@@ -12,9 +12,10 @@ use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::conditional::{self, Conditions, Kind};
 use super::encryption::{customer_key_headers, CustomerKeyHeaders};
-use super::{etag, object, Strata};
+use super::{etag, read, Strata};
 use crate::derivative::{derivative_id, source_id, Derivative, DerivativeError};
 use crate::store::crypto::Key256;
+use crate::store::integrity::corruption_of;
 use crate::store::records::ObjectRecord;
 use crate::transform::{self, RawSpec, TransformError};
 use crate::util::ms_to_timestamp;
@@ -65,17 +66,41 @@ fn derivative_error(e: DerivativeError) -> S3Error {
             http::StatusCode::SERVICE_UNAVAILABLE,
             "Too many transforms are queued; please reduce your request rate.".to_string(),
         ),
+        DerivativeError::SourceCorrupt => super::errors::stored_data_corrupt(),
         DerivativeError::Source(m) | DerivativeError::Internal(m) => super::errors::internal("derivative", m),
     }
 }
 
-/// Reads `[0, len)` of an object into memory (callers bound `len`).
-async fn read_prefix(s: &Strata, rec: &ObjectRecord, key: Option<&Key256>, len: u64) -> Result<Bytes, String> {
-    let end = len.min(rec.size);
-    let mut stream = object::body(s, rec, key, 0, end);
+/// The object a transform reads, and who asks (for the report of a failed check).
+struct Original<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    rec: &'a ObjectRecord,
+    request_id: Option<&'a str>,
+}
+
+/// Reads `[0, len)` of an object into memory (callers bound `len`), verified: only checked
+/// bytes reach the pipeline, and so the derivative caches.
+async fn read_prefix(s: &Strata, o: &Original<'_>, key: Option<&Key256>, len: u64) -> Result<Bytes, DerivativeError> {
+    let end = len.min(o.rec.size);
+    let mut stream = read::object_stream(
+        s,
+        o.bucket,
+        o.key,
+        o.rec,
+        key,
+        0,
+        end,
+        read::Purpose::Transform,
+        o.request_id.map(str::to_string),
+    );
     let mut buf = BytesMut::with_capacity(end as usize);
     while let Some(chunk) = stream.next().await {
-        buf.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+        match chunk {
+            Ok(c) => buf.extend_from_slice(&c),
+            Err(e) if corruption_of(&e).is_some() => return Err(DerivativeError::SourceCorrupt),
+            Err(e) => return Err(DerivativeError::Source(e.to_string())),
+        }
     }
     Ok(buf.freeze())
 }
@@ -101,6 +126,7 @@ async fn serve(
     has_range: bool,
     customer: CustomerKeyHeaders<'_>,
     secure: bool,
+    request_id: Option<&str>,
 ) -> S3Result<Served> {
     if has_range {
         return Err(s3_error!(
@@ -112,12 +138,18 @@ async fn serve(
     super::storage_class::check_readable(&rec)?;
     let data_key = s.data_key_for_read(rec.encryption.as_ref(), customer, secure)?;
     let src = source_id(bucket, key, &rec.version_id);
+    let original = Original {
+        bucket,
+        key,
+        rec: &rec,
+        request_id,
+    };
     let format = match s.derivatives.hot.source_format(&src) {
         Some(f) => f,
         None => {
-            let head = read_prefix(s, &rec, data_key.as_ref(), SNIFF_BYTES)
+            let head = read_prefix(s, &original, data_key.as_ref(), SNIFF_BYTES)
                 .await
-                .map_err(|e| super::errors::internal("read source", e))?;
+                .map_err(derivative_error)?;
             let f = transform::sniff(&head).ok_or_else(|| {
                 transform_error(&TransformError::UnsupportedSource(
                     "unrecognised format (JPEG, PNG, WebP and GIF can be transformed)".into(),
@@ -158,9 +190,7 @@ async fn serve(
     let (derivative, hit) = s
         .derivatives
         .fetch(&src, &der, &spec, data_key.as_ref(), || async {
-            read_prefix(s, &rec, data_key.as_ref(), rec.size)
-                .await
-                .map_err(DerivativeError::Source)
+            read_prefix(s, &original, data_key.as_ref(), rec.size).await
         })
         .await
         .map_err(derivative_error)?;
@@ -215,6 +245,7 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>, raw: RawSpec) -> S3
         input.range.is_some() || input.part_number.is_some(),
         customer_key_headers!(input),
         super::encryption::connection_is_secure(&req.extensions),
+        super::errors::request_id(&req.extensions).as_deref(),
     )
     .await?;
     let d = &served.derivative;
@@ -255,6 +286,7 @@ pub async fn head(s: &Strata, req: S3Request<HeadObjectInput>, raw: RawSpec) -> 
         input.range.is_some() || input.part_number.is_some(),
         customer_key_headers!(input),
         super::encryption::connection_is_secure(&req.extensions),
+        super::errors::request_id(&req.extensions).as_deref(),
     )
     .await?;
     let d = &served.derivative;

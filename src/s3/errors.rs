@@ -56,3 +56,27 @@ pub fn internal(what: &str, e: impl std::fmt::Display) -> S3Error {
     tracing::error!(error = %e, "{what}");
     s3_error!(InternalError, "We encountered an internal error. Please try again.")
 }
+
+/// The id `server.rs` gives each request (its `x-amz-request-id`), in the request extensions so
+/// error bodies can carry it too.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// The request id of a request's extensions, if the server put one there.
+pub fn request_id(ext: &http::Extensions) -> Option<String> {
+    ext.get::<RequestId>().map(|r| r.0.clone())
+}
+
+/// Adds `<RequestId>` to an error's XML body (as S3 does) unless it has one.
+pub fn with_request_id(mut e: S3Error, id: Option<&str>) -> S3Error {
+    if let (None, Some(id)) = (e.request_id(), id) {
+        e.set_request_id(id);
+    }
+    e
+}
+
+/// Stored bytes failed their checksum before anything was sent (or copied): S3's
+/// `500 InternalError`. Not logged here: `store::bitrot::report` wrote the one line.
+pub fn stored_data_corrupt() -> S3Error {
+    s3_error!(InternalError, "We encountered an internal error. Please try again.")
+}

@@ -17,6 +17,7 @@ pub(crate) mod multipart;
 pub(crate) mod object;
 mod policy;
 mod public_access;
+mod read;
 mod storage_class;
 mod tagging;
 mod versioning;
@@ -272,7 +273,10 @@ impl S3 for Strata {
         object::put(self, req).await
     }
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        object::get(self, req).await
+        let id = errors::request_id(&req.extensions);
+        object::get(self, req)
+            .await
+            .map_err(|e| errors::with_request_id(e, id.as_deref()))
     }
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         object::head(self, req).await
@@ -284,7 +288,10 @@ impl S3 for Strata {
         object::delete_many(self, req).await
     }
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-        copy::copy_object(self, req).await
+        let id = errors::request_id(&req.extensions);
+        copy::copy_object(self, req)
+            .await
+            .map_err(|e| errors::with_request_id(e, id.as_deref()))
     }
     async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
         list::list_v1(self, req).await
@@ -305,7 +312,10 @@ impl S3 for Strata {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        copy::upload_part_copy(self, req).await
+        let id = errors::request_id(&req.extensions);
+        copy::upload_part_copy(self, req)
+            .await
+            .map_err(|e| errors::with_request_id(e, id.as_deref()))
     }
     async fn complete_multipart_upload(
         &self,

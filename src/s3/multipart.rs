@@ -115,6 +115,10 @@ pub(super) async fn into_blob(s: &Strata, ingested: Ingested, class: Class) -> S
         crc64: Some(ingested.crc64),
         sealed: ingested.sealed,
         cold: class.is_cold(),
+        // An empty part written by `write_empty` has an empty table.
+        block_size: ingested
+            .block_size
+            .or_else(crate::store::integrity::new_blob_block_size),
     };
     Ok((blob, ingested))
 }

@@ -35,6 +35,7 @@ pub(super) async fn publish_body(s: &Strata, ingested: &Ingested, class: Storage
                 crc64: Some(ingested.crc64),
                 sealed: ingested.sealed,
                 cold: class.is_cold(),
+                block_size: ingested.block_size,
             }])
         }
     })
@@ -327,22 +328,6 @@ pub(super) fn select(rec: &ObjectRecord, part_number: Option<i32>, range: Option
     }
 }
 
-/// The bytes `[start, end)` of an object as a response body; `key` is its data key when it
-/// is encrypted (see `encryption.rs`).
-pub(super) fn body(s: &Strata, rec: &ObjectRecord, key: Option<&Key256>, start: u64, end: u64) -> StreamingBlob {
-    match (&rec.data, key) {
-        (ObjectData::Inline(bytes), _) => {
-            let slice = Bytes::copy_from_slice(bytes.get(start as usize..end as usize).unwrap_or_default());
-            StreamingBlob::wrap(futures::stream::iter([Ok::<_, std::io::Error>(slice)]))
-        }
-        // Only empty blobs of an encrypted object are unsealed, and the reader skips them.
-        (ObjectData::Blobs(blobs), Some(k)) => {
-            StreamingBlob::wrap(s.store.blobs.read_range_sealed(blobs.clone(), k.clone(), start, end))
-        }
-        (ObjectData::Blobs(blobs), _) => StreamingBlob::wrap(s.store.blobs.read_range(blobs.clone(), start, end)),
-    }
-}
-
 fn content_type(rec: &ObjectRecord) -> String {
     rec.headers
         .content_type
@@ -372,6 +357,7 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
         return super::derived::get(s, req, raw).await;
     }
     let secure = connection_is_secure(&req.extensions);
+    let request_id = super::errors::request_id(&req.extensions);
     let input = req.input;
     let rec = s.object_at(&input.bucket, &input.key, input.version_id.as_deref())?;
     let bucket = s.bucket(&input.bucket)?;
@@ -396,9 +382,21 @@ pub async fn get(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Respo
         .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
         && sel.is_whole(&rec);
     let c = checksums_if(want_checksums, &rec.checksums);
+    let body = super::read::object_stream(
+        s,
+        &input.bucket,
+        &input.key,
+        &rec,
+        data_key.as_ref(),
+        sel.start,
+        sel.end,
+        super::read::Purpose::Get,
+        request_id,
+    );
+    let body = super::read::response_body(body).await?;
     let h = &rec.headers;
     let output = GetObjectOutput {
-        body: Some(body(s, &rec, data_key.as_ref(), sel.start, sel.end)),
+        body: Some(body),
         content_length: Some((sel.end - sel.start) as i64),
         content_range: sel.content_range,
         parts_count: sel.parts_count,

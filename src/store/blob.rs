@@ -1,10 +1,10 @@
 //! Object bytes on the volume: immutable blob files under `<data>/blobs/ab/<id>`.
 //!
 //! Writing streams a body into `<data>/tmp/<id>` on a blocking thread while hashing it (MD5
-//! for the ETag plus any requested S3 checksums), fsyncs it, and only after the caller has
-//! verified the checksums is the file renamed into `blobs/` and the directory fsynced.
-//! Reading streams a byte range across one or more blobs and verifies each blob's MD5 when
-//! it is read whole, aborting the stream instead of serving rotten bytes.
+//! for the ETag plus any requested S3 checksums, the CRC-64 and the block checksum table of
+//! the bytes on disk, see [`super::integrity`]), appends the table, fsyncs it, and only after
+//! the caller has verified the checksums is the file renamed into `blobs/` and the directory
+//! fsynced. Reading (verified, at any offset) is [`super::read`].
 //!
 //! Blobs of the colder storage classes live on a second volume (`storage.cold_dir`,
 //! `<cold>/blobs/ab/<id>`); [`BlobRef::cold`] says which, and [`BlobStore::blob_path`] is the
@@ -12,7 +12,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
@@ -20,12 +19,14 @@ use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
 
-use super::crypto::{segments, BlobCipher, Key256, SegmentSealer, SEGMENT, TAG};
+use super::crypto::{BlobCipher, Key256, SegmentSealer};
+pub use super::integrity::crc64;
+use super::integrity::{FileReport, TableBuilder};
 use super::records::BlobRef;
 use super::StoreError;
 
 /// Bytes handed to the writer thread at once; also the read chunk size.
-const CHUNK: usize = 256 * 1024;
+pub(super) const CHUNK: usize = 256 * 1024;
 /// Chunks that may wait between the network and the disk per request (bounds memory).
 const PIPELINE_DEPTH: usize = 4;
 
@@ -91,6 +92,8 @@ pub struct Ingested {
     pub body: IngestedBody,
     /// The blob was encrypted (see [`BlobRef::sealed`]).
     pub sealed: bool,
+    /// The block size of the table the blob file ends with (`None` for inline bodies).
+    pub block_size: Option<u32>,
 }
 
 pub enum IngestedBody {
@@ -184,7 +187,9 @@ impl BlobStore {
 
     /// Copies a hot blob to the cold volume (temp file, fsync, rename, directory fsync) and
     /// returns its reference there. The hot file is left for the caller to retire once the
-    /// metadata points at the copy. Copying an already cold blob is a no-op.
+    /// metadata points at the copy. Copying an already cold blob is a no-op. Every byte is
+    /// verified on the way (block table, whole-blob checksum): a blob that fails is not
+    /// copied, and the error carries the [`super::integrity::Corruption`].
     pub async fn copy_to_cold(&self, blob: &BlobRef) -> Result<BlobRef, StoreError> {
         if blob.cold {
             return Ok(blob.clone());
@@ -194,16 +199,24 @@ impl BlobStore {
         let from = self.blob_path(blob);
         let to = self.blob_path(&cold);
         let tmp = self.cold_tmp.join(format!("{}.{:08x}", blob.id, rand::random::<u32>()));
-        let expected = blob.stored_size();
+        let source = blob.clone();
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             let result = (|| {
                 let mut src = File::open(&from)?;
                 let mut dst = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-                let copied = copy_synced(&mut src, &mut dst, None)?;
-                if copied != expected {
+                let report = copy_verified(&mut src, &mut dst, &source)?;
+                if let Some(c) = report.corruption(&source) {
+                    return Err(c.into());
+                }
+                if !report.ok(&source) {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("blob {} has {copied} bytes, expected {expected}", from.display()),
+                        format!(
+                            "blob {} has {} bytes, expected {}",
+                            from.display(),
+                            report.len,
+                            source.stored_size()
+                        ),
                     ));
                 }
                 fs::rename(&tmp, &to)?;
@@ -271,6 +284,7 @@ impl BlobStore {
                 checksums: hasher.finalize(),
                 body: IngestedBody::Inline(head.freeze()),
                 sealed: false,
+                block_size: None,
             });
         };
 
@@ -279,10 +293,21 @@ impl BlobStore {
         let path = self.tmp_path(&id);
         let file = File::create(&path).map_err(StoreError::from)?;
         let mut sealer = seal.map(|k| SegmentSealer::new(BlobCipher::new(k, &id)));
+        let block_size = super::integrity::new_blob_block_size();
+        let mut table = block_size.map(TableBuilder::new);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
         let writer = tokio::task::spawn_blocking(move || -> io::Result<(Md5, crc_fast::Digest, ChecksumHasher)> {
             let mut out = io::BufWriter::with_capacity(CHUNK, file);
             let mut sealed = Vec::new();
+            // Every byte written to the file's data goes through here: the CRC-64 and the
+            // block table cover exactly the bytes on disk.
+            let mut on_disk = |bytes: &[u8], out: &mut io::BufWriter<File>| {
+                crc.update(bytes);
+                if let Some(t) = table.as_mut() {
+                    t.update(bytes);
+                }
+                out.write_all(bytes)
+            };
             while let Some(chunk) = rx.blocking_recv() {
                 md5.update(&chunk);
                 hasher.update(&chunk);
@@ -290,23 +315,22 @@ impl BlobStore {
                     Some(s) => {
                         sealed.clear();
                         s.update(&chunk, &mut sealed).map_err(io::Error::other)?;
-                        crc.update(&sealed);
-                        out.write_all(&sealed)?;
+                        on_disk(&sealed, &mut out)?;
                     }
-                    None => {
-                        crc.update(&chunk);
-                        out.write_all(&chunk)?;
-                    }
+                    None => on_disk(&chunk, &mut out)?,
                 }
             }
             if let Some(s) = sealer {
                 sealed.clear();
                 s.finish(&mut sealed).map_err(io::Error::other)?;
-                crc.update(&sealed);
-                out.write_all(&sealed)?;
+                on_disk(&sealed, &mut out)?;
+            }
+            super::faults::crash_point("blob-written");
+            if let Some(t) = table {
+                out.write_all(&t.finish())?;
             }
             let file = out.into_inner().map_err(|e| e.into_error())?;
-            super::faults::crash_point("blob-written");
+            super::faults::crash_point("blob-table-written");
             file.sync_all()?;
             super::faults::crash_point("blob-synced");
             Ok((md5, crc, hasher))
@@ -349,6 +373,7 @@ impl BlobStore {
                 checksums: hasher.finalize(),
                 body: IngestedBody::Pending(id.clone()),
                 sealed: seal.is_some(),
+                block_size,
             }),
         };
         if outcome.is_err() {
@@ -419,198 +444,6 @@ impl BlobStore {
             .await;
         });
     }
-
-    /// Streams bytes `[start, end)` of the concatenation of `blobs`.
-    ///
-    /// A blob read from its first to its last byte is checked against its MD5; on mismatch
-    /// the stream yields an error so the HTTP response is aborted rather than completed.
-    pub fn read_range(
-        &self,
-        blobs: Vec<BlobRef>,
-        start: u64,
-        end: u64,
-    ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + Sync + 'static {
-        let store = self.clone();
-        let state = ReadState {
-            blobs,
-            index: 0,
-            blob_start: 0,
-            pos: start,
-            end,
-            file: None,
-            check: None,
-        };
-        futures::stream::try_unfold((store, state), |(store, mut st)| async move {
-            loop {
-                if st.pos >= st.end || st.index >= st.blobs.len() {
-                    return Ok(None);
-                }
-                let blob = st.blobs[st.index].clone();
-                let blob_end = st.blob_start + blob.size;
-                if st.pos >= blob_end {
-                    st.index += 1;
-                    st.blob_start = blob_end;
-                    st.file = None;
-                    st.check = None;
-                    continue;
-                }
-                let offset = st.pos - st.blob_start;
-                let want = (blob_end.min(st.end) - st.pos).min(CHUNK as u64) as usize;
-                let file = match st.file.take() {
-                    Some(f) => f,
-                    None => {
-                        let path = store.blob_path(&blob);
-                        let whole = offset == 0 && st.end >= blob_end;
-                        st.check = whole.then(|| BlobCheck::for_blob(&blob));
-                        std::sync::Arc::new(
-                            tokio::task::spawn_blocking(move || File::open(path))
-                                .await
-                                .map_err(io::Error::other)??,
-                        )
-                    }
-                };
-                let f2 = file.clone();
-                let mut check = st.check.take();
-                let (chunk, check_back) = tokio::task::spawn_blocking(move || -> io::Result<_> {
-                    let mut buf = vec![0u8; want];
-                    let mut filled = 0;
-                    while filled < want {
-                        let n = f2.read_at(&mut buf[filled..], offset + filled as u64)?;
-                        if n == 0 {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "blob is shorter than recorded",
-                            ));
-                        }
-                        filled += n;
-                    }
-                    if let Some(c) = check.as_mut() {
-                        c.update(&buf);
-                    }
-                    Ok((Bytes::from(buf), check))
-                })
-                .await
-                .map_err(io::Error::other)??;
-                st.pos += chunk.len() as u64;
-                st.check = check_back;
-                if st.pos >= blob_end {
-                    if let Some(c) = st.check.take() {
-                        if !c.matches(&blob) {
-                            tracing::error!(blob = %blob.id, "blob checksum mismatch: refusing to serve corrupt bytes");
-                            return Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                "stored data failed its checksum",
-                            ));
-                        }
-                    }
-                } else {
-                    st.file = Some(file);
-                }
-                return Ok(Some((chunk, (store, st))));
-            }
-        })
-    }
-}
-
-impl BlobStore {
-    /// Streams plaintext bytes `[start, end)` of the concatenation of encrypted `blobs`,
-    /// decrypting only the segments the range overlaps. A segment that fails authentication
-    /// ends the stream with an error, so the response is aborted rather than completed.
-    pub fn read_range_sealed(
-        &self,
-        blobs: Vec<BlobRef>,
-        data_key: Key256,
-        start: u64,
-        end: u64,
-    ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + Sync + 'static {
-        /// Segments decrypted per read (1 MiB of plaintext): fewer blocking-pool round trips.
-        const BATCH: u64 = 16;
-        let store = self.clone();
-        let state = (0usize, 0u64, start); // (blob index, blob's first byte in the object, position)
-        futures::stream::try_unfold(
-            (store, blobs, data_key, state),
-            move |(store, blobs, key, st)| async move {
-                let (mut index, mut blob_start, pos) = st;
-                loop {
-                    if pos >= end || index >= blobs.len() {
-                        return Ok(None);
-                    }
-                    let blob = blobs[index].clone();
-                    let blob_end = blob_start + blob.size;
-                    if pos >= blob_end {
-                        index += 1;
-                        blob_start = blob_end;
-                        continue;
-                    }
-                    let offset = pos - blob_start;
-                    let first_seg = offset / SEGMENT as u64;
-                    let total_segs = segments(blob.size);
-                    // Never past the range's last segment: an intact range is served even when a
-                    // later segment is damaged.
-                    let range_segs = (end.min(blob_end) - blob_start)
-                        .div_ceil(SEGMENT as u64)
-                        .max(first_seg + 1);
-                    let last_seg = (first_seg + BATCH).min(total_segs).min(range_segs) - 1;
-                    let path = store.blob_path(&blob);
-                    let k = key.clone();
-                    let plain = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
-                    let file = File::open(path)?;
-                    let cipher = BlobCipher::new(&k, &blob.id);
-                    let seg_disk = (SEGMENT + TAG) as u64;
-                    let from = first_seg * seg_disk;
-                    let to = ((last_seg + 1) * seg_disk).min(blob.stored_size());
-                    let mut buf = vec![0u8; (to - from) as usize];
-                    let mut filled = 0;
-                    while filled < buf.len() {
-                        let n = file.read_at(&mut buf[filled..], from + filled as u64)?;
-                        if n == 0 {
-                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than recorded"));
-                        }
-                        filled += n;
-                    }
-                    // Decrypt each segment in place, then close the gaps its tags leave.
-                    let mut plain_len = 0;
-                    let mut at = 0;
-                    let mut n = first_seg;
-                    while at < buf.len() {
-                        let seg_end = (at + SEGMENT + TAG).min(buf.len());
-                        let len = cipher
-                            .open_segment(n, n + 1 == total_segs, &mut buf[at..seg_end])
-                            .map_err(|_| {
-                                tracing::error!(blob = %blob.id, segment = n, "encrypted blob failed authentication: refusing to serve it");
-                                io::Error::new(io::ErrorKind::InvalidData, "stored data failed authentication")
-                            })?;
-                        buf.copy_within(at..at + len, plain_len);
-                        plain_len += len;
-                        at = seg_end;
-                        n += 1;
-                    }
-                    buf.truncate(plain_len);
-                    Ok(buf)
-                })
-                .await
-                .map_err(io::Error::other)??;
-                    let batch_start = blob_start + first_seg * SEGMENT as u64;
-                    let from = (pos - batch_start) as usize;
-                    let until = ((end.min(blob_end) - batch_start) as usize).min(plain.len());
-                    let plain = Bytes::from(plain);
-                    let chunk = if from < until {
-                        plain.slice(from..until)
-                    } else {
-                        Bytes::new()
-                    };
-                    let next = batch_start + until as u64;
-                    if chunk.is_empty() {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "blob is shorter than recorded",
-                        ));
-                    }
-                    return Ok(Some((chunk, (store, blobs, key, (index, blob_start, next)))));
-                }
-            },
-        )
-    }
 }
 
 /// The next chunk of a request body, or `Stalled` when the client sends nothing for `idle`.
@@ -621,50 +454,6 @@ async fn next_chunk<S: Stream + Unpin>(
     tokio::time::timeout(idle, body.next())
         .await
         .map_err(|_| IngestError::Stalled)
-}
-
-struct ReadState {
-    blobs: Vec<BlobRef>,
-    index: usize,
-    blob_start: u64,
-    pos: u64,
-    end: u64,
-    file: Option<std::sync::Arc<File>>,
-    check: Option<BlobCheck>,
-}
-
-pub fn crc64() -> crc_fast::Digest {
-    crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme)
-}
-
-/// Verifies a blob read from start to end: by its CRC-64 when recorded (blobs written by
-/// this version), else by its MD5.
-pub enum BlobCheck {
-    Crc64(crc_fast::Digest),
-    Md5(Md5),
-}
-
-impl BlobCheck {
-    pub fn for_blob(blob: &BlobRef) -> Self {
-        match blob.crc64 {
-            Some(_) => BlobCheck::Crc64(crc64()),
-            None => BlobCheck::Md5(Md5::new()),
-        }
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        match self {
-            BlobCheck::Crc64(d) => d.update(data),
-            BlobCheck::Md5(m) => m.update(data),
-        }
-    }
-
-    pub fn matches(self, blob: &BlobRef) -> bool {
-        match self {
-            BlobCheck::Crc64(d) => Some(d.finalize()) == blob.crc64,
-            BlobCheck::Md5(m) => m.finalize()[..] == blob.md5[..],
-        }
-    }
 }
 
 /// Creates `<root>/blobs/00..ff` and an empty `<root>/tmp` (anything left in tmp/ belongs to
@@ -689,7 +478,7 @@ fn rename_or_copy(from: &Path, to: &Path) -> io::Result<()> {
         Err(e) if e.raw_os_error() == Some(18) => {
             let mut src = File::open(from)?;
             let mut dst = OpenOptions::new().write(true).create_new(true).open(to)?;
-            copy_synced(&mut src, &mut dst, None)?;
+            copy_synced(&mut src, &mut dst)?;
             fs::remove_file(from)?;
             Ok(())
         }
@@ -703,29 +492,25 @@ pub fn sharded(root: &Path, id: &str) -> PathBuf {
     root.join(id.get(..2).unwrap_or("00")).join(id)
 }
 
-/// Copies `src` to the end of `dst`, feeding `check` with the bytes when given, then fsyncs
-/// `dst`; returns the bytes copied. The one durable file copy (cold transitions, publishing
-/// across file systems, backups and restores). Without a check the kernel copies
-/// (`io::copy` uses copy_file_range between files).
-pub fn copy_synced(src: &mut File, dst: &mut File, check: Option<&mut BlobCheck>) -> io::Result<u64> {
-    let Some(check) = check else {
-        let n = io::copy(src, dst)?;
-        dst.sync_all()?;
-        return Ok(n);
-    };
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let got = io::Read::read(src, &mut buf)?;
-        if got == 0 {
-            break;
-        }
-        check.update(&buf[..got]);
-        dst.write_all(&buf[..got])?;
-        n += got as u64;
-    }
+/// Copies `src` to the end of `dst` in the kernel (`io::copy` uses copy_file_range between
+/// files), then fsyncs `dst`; returns the bytes copied. For moving a file whose bytes are
+/// checked elsewhere (publishing a fresh upload across file systems); copies of stored blobs
+/// go through [`copy_verified`].
+pub fn copy_synced(src: &mut File, dst: &mut File) -> io::Result<u64> {
+    let n = io::copy(src, dst)?;
     dst.sync_all()?;
     Ok(n)
+}
+
+/// Copies blob file `src` to the end of `dst` through a [`super::integrity::FileVerifier`]
+/// and, when the report is clean, fsyncs `dst`. The caller must not publish a copy whose
+/// report is not [`FileReport::ok`] (cold transitions, backups, restores).
+pub fn copy_verified(src: &mut File, dst: &mut File, blob: &BlobRef) -> io::Result<FileReport> {
+    let report = super::integrity::verify_reader(blob, src, |b| dst.write_all(b), |_| {})?;
+    if report.ok(blob) {
+        dst.sync_all()?;
+    }
+    Ok(report)
 }
 
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {

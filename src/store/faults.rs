@@ -3,15 +3,17 @@
 //! process) the first time the write path reaches that point. Unset, a point costs one
 //! load of an initialised `OnceLock`.
 //!
-//! Points, in write-path order: `blob-written` (body in tmp/, not fsynced), `blob-synced`
-//! (fsynced, not renamed), `blob-renamed` (in blobs/, directory not fsynced),
+//! Points, in write-path order: `blob-written` (body in tmp/, block table not yet written,
+//! nothing fsynced), `blob-table-written` (body and block table written, not fsynced),
+//! `blob-synced` (fsynced, not renamed), `blob-renamed` (in blobs/, directory not fsynced),
 //! `blob-published` (directory fsynced, no metadata yet), `meta-applied` (metadata in sled's
 //! memory, not flushed), `meta-durable` (flushed, response not sent).
 
 use std::sync::OnceLock;
 
-pub const POINTS: [&str; 6] = [
+pub const POINTS: [&str; 7] = [
     "blob-written",
+    "blob-table-written",
     "blob-synced",
     "blob-renamed",
     "blob-published",

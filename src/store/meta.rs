@@ -9,6 +9,7 @@
 //! - `uploads`: upload id → [`UploadRecord`]
 //! - `parts`: upload id, `/`, part number (big-endian u32) → [`PartRecord`]
 //! - `keys`: access key id → [`KeyRecord`]
+//! - `suspects`: bucket, `0x00`, key, `0x00`, version id → a [`super::bitrot::Suspect`]
 //!
 //! sled calls here are in-memory operations in the common case and are made directly from
 //! async code; the one slow call, the flush, runs on the [`GroupCommit`] task.
@@ -42,6 +43,8 @@ pub struct MetaStore {
     keys: sled::Tree,
     /// SSE-KMS key name → sealed key (see [`super::keyring`]).
     kms: sled::Tree,
+    /// Object versions whose bytes failed a check, for scrub (see [`super::bitrot`]).
+    pub(super) suspects: sled::Tree,
     commit: Option<Arc<GroupCommit>>,
     /// Shared by every mutation, exclusive for a snapshot (see the module doc).
     gate: Arc<RwLock<()>>,
@@ -130,6 +133,7 @@ impl MetaStore {
             parts: db.open_tree("parts")?,
             keys: db.open_tree("keys")?,
             kms: db.open_tree("kms")?,
+            suspects: db.open_tree("suspects")?,
             db,
             commit: None,
             gate: Arc::new(RwLock::new(())),

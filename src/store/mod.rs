@@ -1,5 +1,7 @@
-//! Durable state: metadata in sled ([`meta`]), object bytes in immutable blob files ([`blob`]),
-//! group-committed flushes ([`commit`]) and the record types ([`records`]).
+//! Durable state: metadata in sled ([`meta`]), object bytes in immutable blob files ([`blob`],
+//! each ending with its block checksum table, [`integrity`]; read verified at any offset,
+//! [`read`]; failures reported by [`bitrot`]), group-committed flushes ([`commit`]) and the
+//! record types ([`records`]).
 //!
 //! The durability contract (design.md "Write path"): bytes are fsynced and renamed into
 //! `blobs/` (directory fsynced) before the metadata that points at them is written, and the
@@ -7,15 +9,19 @@
 //! the new state; what it can leave behind is an unreferenced blob, which [`Store::sweep_orphans`]
 //! removes at start-up.
 
+pub mod bitrot;
 pub mod blob;
 pub mod commit;
 pub mod crypto;
 pub mod faults;
 pub mod fsck;
+pub mod integrity;
 pub mod keyring;
 pub mod meta;
 pub mod purge;
+pub mod read;
 pub mod records;
+pub mod repair;
 pub mod scrub;
 pub mod tiering;
 pub mod usage;

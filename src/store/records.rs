@@ -160,8 +160,9 @@ pub struct Checksums {
     pub checksum_type: Option<String>,
 }
 
-/// A reference to one immutable blob file with the MD5 (for ETags) and the CRC-64/NVME
-/// (verified on every full read and by scrub) of its bytes.
+/// A reference to one immutable blob file with the MD5 (for ETags) and the CRC-64/NVME of its
+/// bytes, and the block size of the block checksum table the file ends with
+/// (`store::integrity`), which every read checks.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct BlobRef {
     pub id: String,
@@ -177,16 +178,43 @@ pub struct BlobRef {
     /// Stored on the cold volume (`storage.cold_dir`) rather than under `<data>/blobs`.
     #[serde(default)]
     pub cold: bool,
+    /// Bytes per block of the block checksum table after the data (one CRC32C per block of
+    /// the bytes on disk, see `store::integrity`). `None`: a blob written before block tables
+    /// (a "legacy" blob, checked as a whole; `strata scrub --repair` upgrades it). Not written
+    /// when `None`, so legacy records re-encode unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<u32>,
 }
 
 impl BlobRef {
-    /// Bytes of the file on disk.
-    pub fn stored_size(&self) -> u64 {
+    /// Bytes of object data in the file: the plaintext, or its sealed segments.
+    pub fn data_len(&self) -> u64 {
         if self.sealed {
             super::crypto::sealed_len(self.size)
         } else {
             self.size
         }
+    }
+
+    /// Bytes of the block checksum table after the data (0 for a legacy blob).
+    pub fn table_len(&self) -> u64 {
+        self.block_size
+            .map_or(0, |b| super::integrity::table_len(self.data_len(), b))
+    }
+
+    /// Bytes of the file on disk: data, then the block table.
+    pub fn stored_size(&self) -> u64 {
+        self.data_len() + self.table_len()
+    }
+
+    /// Whether a blob file of `len` bytes is what this record describes. A legacy record
+    /// also accepts its data followed by a default-size table: `--repair` writes the table
+    /// before it flips the record, and a crash in between leaves exactly that (still
+    /// readable: the data bytes are where they were).
+    pub fn file_len_ok(&self, len: u64) -> bool {
+        len == self.stored_size()
+            || (self.block_size.is_none()
+                && len == self.data_len() + super::integrity::table_len(self.data_len(), super::integrity::BLOCK))
     }
 }
 

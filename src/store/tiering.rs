@@ -2,7 +2,9 @@
 //! live in `<data>/blobs`, STANDARD_IA and GLACIER bytes on the cold volume. A transition
 //! copies each hot blob to the cold volume (fsynced), then flips the record in one
 //! transaction, then retires the hot copies through the deferred unlink. A crash in between
-//! leaves an unreferenced copy, which the start-up sweep removes.
+//! leaves an unreferenced copy, which the start-up sweep removes. Every byte copied is
+//! verified (block table, whole-blob checksum): a version whose bytes fail is reported
+//! (`bitrot`) and left where it is.
 
 use super::records::{BlobRef, ObjectData, StorageClass};
 use super::{Store, StoreError};
@@ -10,7 +12,8 @@ use super::{Store, StoreError};
 impl Store {
     /// Moves one version (`version_id` as clients see it: an id, or `null`) to the colder class
     /// `to`. `Ok(false)`: nothing to do — no such version, a delete marker, already in `to` or
-    /// colder, or the version changed while its bytes were being copied.
+    /// colder, the version changed while its bytes were being copied, or its stored bytes
+    /// failed their check (reported through [`super::bitrot`]; the version stays as it was).
     pub async fn transition_version(
         &self,
         bucket: &str,
@@ -31,6 +34,18 @@ impl Store {
                 Ok(c) => copied.push(c),
                 Err(e) => {
                     self.blobs.remove(newly_copied(&old, &copied));
+                    if let Some(c) = match &e {
+                        StoreError::Io(io) => super::integrity::corruption_of(io),
+                        _ => None,
+                    } {
+                        let at = super::bitrot::ObjectAt {
+                            bucket: bucket.to_string(),
+                            key: key.to_string(),
+                            version_id: rec.version_id.clone(),
+                        };
+                        super::bitrot::report(&self.meta, &at, c, "transition", None);
+                        return Ok(false);
+                    }
                     return Err(e);
                 }
             }
@@ -113,6 +128,7 @@ mod tests {
             crc64: None,
             sealed: false,
             cold: false,
+            block_size: None,
         }
     }
 
@@ -186,5 +202,49 @@ mod tests {
             .expect("missing"));
         // A sweep keeps the cold blobs (they are referenced) and finds nothing to remove.
         assert_eq!(store.sweep_orphans().expect("sweep").orphans_removed, 0);
+    }
+
+    #[tokio::test]
+    async fn a_rotten_version_is_reported_and_stays_where_it_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cold_dir = tempfile::tempdir().expect("cold tempdir");
+        let opts = StoreOptions {
+            cold_dir: Some(cold_dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let store = Store::open(dir.path(), &opts).expect("open store");
+        let bytes = vec![3u8; 150_000];
+        let mut blob = hot_blob(&store, &bytes);
+        // With a block table, as new blobs have.
+        let mut t = crate::store::integrity::TableBuilder::new(crate::store::integrity::BLOCK);
+        t.update(&bytes);
+        let mut file = bytes.clone();
+        file.extend_from_slice(&t.finish());
+        file[70_000] ^= 1;
+        std::fs::write(store.blobs.path(&blob.id), &file).expect("write rotten blob");
+        blob.block_size = Some(crate::store::integrity::BLOCK);
+        let rec = record("v1", ObjectData::Blobs(vec![blob.clone()]), bytes.len() as u64);
+        store
+            .meta
+            .put_version("bkt", "k", &rec, VersioningMode::Unversioned, |_| Ok::<(), ()>(()))
+            .map_err(|_| "put")
+            .expect("put version");
+        let before = crate::metrics::global().bitrot_count();
+        assert!(!store
+            .transition_version("bkt", "k", "null", StorageClass::StandardIa)
+            .await
+            .expect("a rotten version is skipped, not an error"));
+        assert!(crate::metrics::global().bitrot_count() > before);
+        let now = store.meta.object("bkt", "k").expect("read").expect("record");
+        assert_eq!((now.storage_class, now.blobs()), (StorageClass::Standard, rec.blobs()));
+        assert!(
+            !store.blobs.blob_path(&BlobRef { cold: true, ..blob }).exists(),
+            "no cold copy"
+        );
+        let marked = store.meta.suspects().expect("suspects");
+        assert_eq!(
+            (marked.len(), marked[0].found_by.as_str(), marked[0].offset),
+            (1, "transition", 65_536)
+        );
     }
 }

@@ -210,6 +210,7 @@ mod tests {
                     crc64: None,
                     sealed: false,
                     cold: false,
+                    block_size: None,
                 },
                 etag: String::new(),
                 last_modified_ms: 0,

@@ -363,6 +363,31 @@ impl MetaStore {
         }
     }
 
+    /// The version of bucket/key whose internal id ([`ObjectRecord::version_id`]) is `id`,
+    /// latest or noncurrent (delete markers included).
+    pub fn version_by_internal_id(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<ObjectRecord>, StoreError> {
+        if let Some(cur) = self.object(bucket, key)? {
+            if cur.version_id == id {
+                return Ok(Some(cur));
+            }
+        }
+        let Some(seq) = ObjectRecord::seq_of_version_id(id) else {
+            return Ok(None);
+        };
+        match self.versions.get(version_key(bucket, key, seq))? {
+            Some(v) => {
+                let rec: ObjectRecord = decode(&v)?;
+                Ok((rec.version_id == id).then_some(rec))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Changes one stored version in place (its tags or ACL), atomically. `version_id: None`
     /// is the latest version. Delete markers are not changed. `Ok(None)`: no such version.
     pub fn update_version(

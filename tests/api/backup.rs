@@ -717,3 +717,55 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A blob that fails its checks is never copied: not into a backup (the backup stops and
+/// names the object), not back out of one (the restore refuses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotten_blobs_are_neither_backed_up_nor_restored() {
+    use std::os::unix::fs::FileExt;
+    let setup = Setup::new("");
+    let server = TestServer::start_with(setup.opts(&[]));
+    let client = server.client();
+    let bucket = new_bucket(&client, "bk-rot").await;
+    put(&client, &bucket, "victim.bin", random_bytes(300 * 1024, 91)).await;
+    let flip = |path: &Path| {
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, 200_000).unwrap();
+        f.write_all_at(&[b[0] ^ 1], 200_000).unwrap();
+    };
+    let blob_path = |root: &Path| {
+        let name = blob_files(root).pop().expect("one blob");
+        root.join("blobs").join(&name[..2]).join(name)
+    };
+
+    let to = setup.path("backup");
+    backup_online(&server, &to);
+    // Rot inside the backup: the restore refuses it.
+    flip(&blob_path(&to));
+    let fresh = setup.path("fresh");
+    let out = restore(&to, &fresh);
+    assert!(
+        !out.status.success() && text(&out).contains("does not match its checksum"),
+        "{}",
+        text(&out)
+    );
+
+    // Rot in the data dir: the backup stops and names the object.
+    flip(&blob_path(server.data_dir()));
+    let to2 = setup.path("backup-2");
+    let out = strata(&[
+        "backup",
+        "--to",
+        to2.to_str().unwrap(),
+        "--endpoint",
+        &server.endpoint(),
+    ]);
+    assert!(!out.status.success(), "a backup copied a rotten blob: {}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{bucket}/victim.bin")) && text(&out).contains("failed its checks"),
+        "{}",
+        text(&out)
+    );
+    assert!(blob_files(&to2).is_empty(), "the rotten blob reached the backup");
+}

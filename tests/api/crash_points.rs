@@ -12,7 +12,13 @@ use aws_sdk_s3::Client;
 use crate::common::*;
 
 /// Blob points come before any metadata is written: the old state is the only right answer.
-const BLOB_POINTS: [&str; 4] = ["blob-written", "blob-synced", "blob-renamed", "blob-published"];
+const BLOB_POINTS: [&str; 5] = [
+    "blob-written",
+    "blob-table-written",
+    "blob-synced",
+    "blob-renamed",
+    "blob-published",
+];
 /// SIGABRT, what `std::process::abort` ends the process with.
 const SIGABRT: i32 = 6;
 
@@ -207,6 +213,13 @@ async fn put_crash_at(point: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_crash_at_blob_written() {
     put_crash_at("blob-written").await;
+}
+
+/// Between writing the block table and the fsync: no visible object, no record pointing at a
+/// blob without its table (fsck checks every referenced blob's length, table included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_crash_at_blob_table_written() {
+    put_crash_at("blob-table-written").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

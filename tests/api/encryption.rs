@@ -31,9 +31,11 @@ use crate::multipart::completed;
 const SEG: usize = 64 * 1024;
 const TAG: usize = 16;
 
-/// Size on disk of an encrypted blob holding `n` plaintext bytes.
+/// Bytes of the blob file of an `n`-byte encrypted object: the sealed segments, then the
+/// block checksum table (4 bytes per 64 KiB of them).
 fn sealed_len(n: usize) -> u64 {
-    (n + TAG * n.div_ceil(SEG).max(1)) as u64
+    let data = (n + TAG * n.div_ceil(SEG).max(1)) as u64;
+    data + data.div_ceil(64 * 1024) * 4
 }
 
 // ---------------------------------------------------------------------------------------------
