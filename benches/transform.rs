@@ -109,7 +109,33 @@ fn bench_jpeg_decode(c: &mut Criterion, file: &str) {
     g.finish();
 }
 
+/// JPEG encode of a 1280x800 RGB frame at q80: the Rust encoder (default build) beside
+/// libjpeg's C (the encoder under `nasm-simd`; here built as the default build builds it).
+fn bench_jpeg_encode(c: &mut Criterion, file: &str) {
+    use strata::transform::jpeg;
+    let path = image_dir().join(file);
+    let src = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let px = jpeg::decode_scaled(&src, 4, u64::MAX)
+        .expect("decode")
+        .expect("a baseline JPEG")
+        .pixels;
+    let mut g = c.benchmark_group("jpeg_encode");
+    let name = format!("{}x{} q80", px.width, px.height);
+    let rust = format!("{name} jpeg-encoder");
+    let libjpeg = format!("{name} libjpeg");
+    cpu_rate(&rust, || drop(jpeg::encode_rgb_jpeg_encoder(&px, 80).expect("encode")));
+    cpu_rate(&libjpeg, || drop(jpeg::encode_rgb_libjpeg(&px, 80).expect("encode")));
+    g.bench_function(&rust, |b| {
+        b.iter(|| jpeg::encode_rgb_jpeg_encoder(&px, 80).expect("encode"))
+    });
+    g.bench_function(&libjpeg, |b| {
+        b.iter(|| jpeg::encode_rgb_libjpeg(&px, 80).expect("encode"))
+    });
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    bench_jpeg_encode(c, "twowings-2560x1600.jpg");
     bench_jpeg_decode(c, "twowings-2560x1600.jpg");
     bench_jpeg_decode(c, "storm-1920x1280.jpg");
     bench_case(

@@ -402,7 +402,10 @@ async fn respond(
         }
         _ => {
             if let Err(refusal) = front.signing_region.check(&mut req).await {
-                let id = req.extensions().get::<crate::s3::errors::RequestId>().map_or("", |r| r.0.as_str());
+                let id = req
+                    .extensions()
+                    .get::<crate::s3::errors::RequestId>()
+                    .map_or("", |r| r.0.as_str());
                 return refusal.response(id);
             }
             match service

@@ -490,15 +490,19 @@ pub fn encode(px: &Pixels, quality: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, T
         ));
     }
     let quality = quality.clamp(1, 100);
-    let jpeg = encode_rgb(px, quality)?;
+    let jpeg = if cfg!(feature = "nasm-simd") {
+        encode_rgb_libjpeg(px, quality)?
+    } else {
+        encode_rgb_jpeg_encoder(px, quality)?
+    };
     Ok(match icc {
         Some(icc) => with_icc(&jpeg, icc),
         None => jpeg,
     })
 }
 
-#[cfg(not(feature = "nasm-simd"))]
-fn encode_rgb(px: &Pixels, quality: u8) -> Result<Vec<u8>, TransformError> {
+#[doc(hidden)]
+pub fn encode_rgb_jpeg_encoder(px: &Pixels, quality: u8) -> Result<Vec<u8>, TransformError> {
     use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, Encoder, SamplingFactor};
     let (Ok(w), Ok(h)) = (u16::try_from(px.width), u16::try_from(px.height)) else {
         return Err(TransformError::Internal("jpeg output larger than 65535 px".into()));
@@ -517,8 +521,8 @@ fn encode_rgb(px: &Pixels, quality: u8) -> Result<Vec<u8>, TransformError> {
     Ok(out)
 }
 
-#[cfg(feature = "nasm-simd")]
-fn encode_rgb(px: &Pixels, quality: u8) -> Result<Vec<u8>, TransformError> {
+#[doc(hidden)]
+pub fn encode_rgb_libjpeg(px: &Pixels, quality: u8) -> Result<Vec<u8>, TransformError> {
     struct Compressor {
         cinfo: Box<ffi::jpeg_compress_struct>,
         _err: Box<ffi::jpeg_error_mgr>,
