@@ -373,6 +373,32 @@ async fn route(
     resp
 }
 
+/// Most a refused request's body is read (and dropped) before the refusal is sent.
+const REFUSED_BODY_DRAIN_MAX_BYTES: u64 = 8 << 20;
+/// Longest a refused request's body is waited for.
+const REFUSED_BODY_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads and drops up to [`REFUSED_BODY_DRAIN_MAX_BYTES`] of a request that is refused before
+/// its body was read. Why: a server that answers and closes while the client is still
+/// sending leaves unread bytes in the socket, the kernel then answers with a TCP reset, and
+/// the client often reports the reset instead of our 400 (seen with the SDK's streamed
+/// uploads under a wrong signing region). Past the bound the refusal is sent anyway.
+async fn drain_refused_body(mut body: Incoming) {
+    use http_body_util::BodyExt;
+    let drain = async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                read += data.len() as u64;
+                if read > REFUSED_BODY_DRAIN_MAX_BYTES {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSED_BODY_DRAIN_TIMEOUT, drain).await;
+}
+
 async fn respond(
     service: S3Service,
     front: Front,
@@ -405,8 +431,16 @@ async fn respond(
                 let id = req
                     .extensions()
                     .get::<crate::s3::errors::RequestId>()
-                    .map_or("", |r| r.0.as_str());
-                return refusal.response(id);
+                    .map_or(String::new(), |r| r.0.clone());
+                // A client waiting for `100 Continue` has not sent its body: nothing to drain.
+                let expects_continue = req
+                    .headers()
+                    .get(http::header::EXPECT)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+                if !expects_continue {
+                    drain_refused_body(req.into_body()).await;
+                }
+                return refusal.response(&id);
             }
             match service
                 .call(req.map(|b| Body::http_body(Counted::new(b, Direction::Received))))
