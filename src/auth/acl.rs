@@ -296,10 +296,10 @@ impl Acl {
         let mut grants = Vec::with_capacity(dto_grants.len());
         for dto_grant in dto_grants {
             let (Some(dto_grantee), Some(dto_permission)) = (&dto_grant.grantee, &dto_grant.permission) else {
-                return Err(errors::malformed_acl(format!("{MALFORMED_ACL_MESSAGE}")));
+                return Err(errors::malformed_acl(MALFORMED_ACL_MESSAGE));
             };
             let permission = Permission::from_s3_str(dto_permission.as_str().trim())
-                .ok_or_else(|| errors::malformed_acl(format!("{MALFORMED_ACL_MESSAGE}")))?;
+                .ok_or_else(|| errors::malformed_acl(MALFORMED_ACL_MESSAGE))?;
             let grantee = grantee_from_dto(dto_grantee, owner, &user_exists)?;
             let grant = Grant::new(grantee, permission);
             if !grants.contains(&grant) {
@@ -431,7 +431,7 @@ fn grantee_from_dto(grantee: &dto::Grantee, owner: &str, user_exists: &impl Fn(&
                 .id
                 .as_deref()
                 .map(str::trim)
-                .ok_or_else(|| errors::malformed_acl(format!("{MALFORMED_ACL_MESSAGE}")))?;
+                .ok_or_else(|| errors::malformed_acl(MALFORMED_ACL_MESSAGE))?;
             if id.is_empty() || (id != owner && !user_exists(id)) {
                 return Err(errors::invalid_argument("Invalid id"));
             }
@@ -442,11 +442,11 @@ fn grantee_from_dto(grantee: &dto::Grantee, owner: &str, user_exists: &impl Fn(&
                 .uri
                 .as_deref()
                 .map(str::trim)
-                .ok_or_else(|| errors::malformed_acl(format!("{MALFORMED_ACL_MESSAGE}")))?;
+                .ok_or_else(|| errors::malformed_acl(MALFORMED_ACL_MESSAGE))?;
             Grantee::from_group_uri(uri).ok_or_else(|| errors::invalid_argument("Invalid group uri"))
         }
         dto::Type::AMAZON_CUSTOMER_BY_EMAIL => Err(unresolvable_email()),
-        _ => Err(errors::malformed_acl(format!("{MALFORMED_ACL_MESSAGE}"))),
+        _ => Err(errors::malformed_acl(MALFORMED_ACL_MESSAGE)),
     }
 }
 

@@ -29,7 +29,7 @@ pub fn start(store: &Store, to: &str) -> S3Result<S3Response<Body>> {
     let backup = match Backup::start(store, Path::new(to)) {
         Ok(b) => b,
         Err(BackupError::Busy) => return Err(errors::operation_aborted("A backup is already running")),
-        Err(BackupError::Target(m)) => return Err(errors::invalid_argument(format!("{m}"))),
+        Err(BackupError::Target(m)) => return Err(errors::invalid_argument(m)),
         Err(e) => return Err(crate::s3::errors::internal("backup", e)),
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(LINES_BUFFERED);

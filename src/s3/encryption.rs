@@ -297,7 +297,7 @@ pub async fn put_bucket(
         .rules
         .first()
         .and_then(|r| r.apply_server_side_encryption_by_default.clone())
-        .ok_or_else(|| errors::malformed_xml())?;
+        .ok_or_else(errors::malformed_xml)?;
     let default = match rule.sse_algorithm.as_str() {
         "AES256" => DefaultEncryption::S3,
         "aws:kms" | "aws:kms:dsse" => {
