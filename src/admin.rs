@@ -12,10 +12,11 @@
 use http::{Method, StatusCode};
 use s3s::route::S3Route;
 use s3s::validation::NameValidation;
-use s3s::{s3_error, Body, S3Request, S3Response, S3Result};
+use s3s::{Body, S3Request, S3Response, S3Result};
 use serde::Serialize;
 
 use crate::store::MetaStore;
+use crate::util::errors;
 
 pub const ADMIN_PREFIX: &str = "/_strata/admin/";
 
@@ -61,12 +62,7 @@ pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> S3Result<S3Re
     Ok(resp)
 }
 
-pub(crate) fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
-    uri.query()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| urlencoding::decode(v).map(|s| s.into_owned()).unwrap_or_default())
-    })
-}
+pub(crate) use crate::util::query::uri_param as query_param;
 
 #[async_trait::async_trait]
 impl S3Route for AdminRoute {
@@ -83,7 +79,7 @@ impl S3Route for AdminRoute {
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         match &req.credentials {
             Some(c) if c.access_key == self.root_access_key => Ok(()),
-            _ => Err(s3_error!(AccessDenied, "The admin API is for the root key only")),
+            _ => Err(errors::access_denied_because("The admin API is for the root key only")),
         }
     }
 
@@ -94,7 +90,7 @@ impl S3Route for AdminRoute {
             (Method::POST, "keys") => {
                 let name = query_param(&req.uri, "name").filter(|n| !n.is_empty() && n.len() <= 128);
                 let Some(name) = name else {
-                    return Err(s3_error!(InvalidArgument, "name must be 1 to 128 characters"));
+                    return Err(errors::invalid_argument("name must be 1 to 128 characters"));
                 };
                 let (access_key, secret_key) = crate::auth::keys::create_key(&self.meta, &name)
                     .map_err(|e| crate::s3::errors::internal("create key", e))?;
@@ -126,9 +122,7 @@ impl S3Route for AdminRoute {
             (Method::DELETE, p) if p.starts_with("keys/") => {
                 let id = &p["keys/".len()..];
                 if !self.meta.delete_key(id).map_err(store_err)? {
-                    let mut e = s3_error!(InvalidArgument, "No such access key");
-                    e.set_status_code(StatusCode::NOT_FOUND);
-                    return Err(e);
+                    return Err(errors::no_such_access_key());
                 }
                 self.meta.durable().await.map_err(store_err)?;
                 tracing::info!(access_key = %id, "access key deleted");
@@ -148,7 +142,7 @@ impl S3Route for AdminRoute {
                 crate::backup::http::start(&self.store, &to)
             }
             (Method::POST, "lifecycle/run") => crate::lifecycle::admin::run(&self.lifecycle, &req.uri).await,
-            _ => Err(s3_error!(MethodNotAllowed, "Unknown admin operation")),
+            _ => Err(errors::method_not_allowed_because("Unknown admin operation")),
         }
     }
 }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use s3s::{s3_error, Body, S3Response, S3Result};
+use s3s::{Body, S3Response, S3Result};
 use serde::Serialize;
 
 use crate::admin::{json, query_param};
@@ -23,6 +23,7 @@ use crate::store::meta::Rejected;
 use crate::store::records::{BucketRecord, Versioning};
 use crate::store::usage::{self, Usage};
 use crate::store::Store;
+use crate::util::errors;
 
 /// What the bucket routes need besides the metadata.
 pub struct BucketAdmin {
@@ -83,7 +84,7 @@ fn info(name: String, b: &BucketRecord, usage: Usage) -> BucketInfo {
 }
 
 fn no_such_bucket() -> s3s::S3Error {
-    s3_error!(NoSuchBucket, "The specified bucket does not exist")
+    errors::no_such_bucket()
 }
 
 /// Runs a blocking metadata scan off the async threads.
@@ -115,13 +116,13 @@ impl BucketAdmin {
     pub async fn create(&self, uri: &http::Uri) -> S3Result<S3Response<Body>> {
         let name = query_param(uri, "name").unwrap_or_default();
         if name == crate::s3::RESERVED_BUCKET || !s3s::path::check_bucket_name(&name) {
-            return Err(s3_error!(InvalidBucketName, "The specified bucket is not valid."));
+            return Err(errors::invalid_bucket_name());
         }
         let owner = query_param(uri, "owner")
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| self.root_access_key.clone());
         if owner != self.root_access_key && self.store.meta.key(&owner).map_err(store_error)?.is_none() {
-            return Err(s3_error!(InvalidArgument, "No such access key: {owner}"));
+            return Err(errors::invalid_argument(format!("No such access key: {owner}")));
         }
         let rec = BucketRecord::new(&owner, crate::util::now_ms(), &self.region);
         if self
@@ -131,10 +132,7 @@ impl BucketAdmin {
             .map_err(store_error)?
             .is_some()
         {
-            return Err(s3_error!(
-                BucketAlreadyExists,
-                "The requested bucket name is not available. Please select a different name and try again."
-            ));
+            return Err(errors::bucket_already_exists());
         }
         self.store.meta.durable().await.map_err(store_error)?;
         tracing::info!(bucket = %name, owner = %owner, "bucket created through the admin API");
@@ -171,7 +169,7 @@ impl BucketAdmin {
             return Err(no_such_bucket());
         }
         if !force && !meta.bucket_is_empty(name).map_err(store_error)? {
-            return Err(s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"));
+            return Err(errors::bucket_not_empty());
         }
         let mut done = Deleted {
             bucket: name.to_string(),

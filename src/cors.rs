@@ -13,10 +13,12 @@
 //! Rules are stored in the metadata store as MessagePack, hence the plain serde model.
 
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue};
 use s3s::dto;
-use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
+use s3s::{S3Error, S3Result};
 use serde::{Deserialize, Serialize};
+
+use crate::util::errors;
 
 /// Most rules one configuration may hold (S3: "You can add up to 100 rules").
 pub const MAX_RULES: usize = 100;
@@ -31,9 +33,6 @@ pub const VARY_NAMES: [&str; 3] = [
     "Access-Control-Request-Headers",
     "Access-Control-Request-Method",
 ];
-
-const MALFORMED_XML_MESSAGE: &str =
-    "The XML you provided was not well-formed or did not validate against our published schema";
 
 /// One `CORSRule`, kept exactly as the client sent it (S3 gives values back unnormalised).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -78,57 +77,52 @@ pub struct CorsHeaders {
 /// (`InvalidRequest` for these).
 pub fn rules_from_dto(cfg: &dto::CORSConfiguration) -> S3Result<Vec<CorsRule>> {
     if cfg.cors_rules.is_empty() || cfg.cors_rules.len() > MAX_RULES {
-        return Err(s3_error!(MalformedXML, "{MALFORMED_XML_MESSAGE}"));
+        return Err(errors::malformed_xml());
     }
     cfg.cors_rules.iter().map(rule_from_dto).collect()
 }
 
 fn rule_from_dto(rule: &dto::CORSRule) -> S3Result<CorsRule> {
     if rule.allowed_origins.is_empty() || rule.allowed_methods.is_empty() {
-        return Err(s3_error!(MalformedXML, "{MALFORMED_XML_MESSAGE}"));
+        return Err(errors::malformed_xml());
     }
     if let Some(method) = rule
         .allowed_methods
         .iter()
         .find(|m| !SUPPORTED_METHODS.contains(&m.as_str()))
     {
-        return Err(s3_error!(
-            InvalidRequest,
+        return Err(errors::invalid_request(format!(
             "Found unsupported HTTP method in CORS config. Unsupported method is {method}"
-        ));
+        )));
     }
     if let Some(origin) = rule.allowed_origins.iter().find(|o| o.matches('*').count() > 1) {
-        return Err(s3_error!(
-            InvalidRequest,
+        return Err(errors::invalid_request(format!(
             "AllowedOrigin \"{origin}\" can not have more than one wildcard."
-        ));
+        )));
     }
     let allowed_headers = rule.allowed_headers.clone().unwrap_or_default();
     if let Some(name) = allowed_headers.iter().find(|h| h.matches('*').count() > 1) {
-        return Err(s3_error!(
-            InvalidRequest,
+        return Err(errors::invalid_request(format!(
             "AllowedHeader \"{name}\" can not have more than one wildcard."
-        ));
+        )));
     }
     let expose_headers = rule.expose_headers.clone().unwrap_or_default();
     if let Some(name) = expose_headers.iter().find(|h| h.contains('*')) {
-        return Err(s3_error!(
-            InvalidRequest,
+        return Err(errors::invalid_request(format!(
             "ExposeHeader \"{name}\" contains wildcard. We currently do not support wildcard for ExposeHeader."
-        ));
+        )));
     }
     if rule
         .id
         .as_ref()
         .is_some_and(|id| id.chars().count() > MAX_RULE_ID_CHARS)
     {
-        return Err(s3_error!(
-            InvalidRequest,
+        return Err(errors::invalid_request(format!(
             "The ID of a CORSRule can not be longer than {MAX_RULE_ID_CHARS} characters."
-        ));
+        )));
     }
     if rule.max_age_seconds.is_some_and(|secs| secs < 0) {
-        return Err(s3_error!(InvalidRequest, "MaxAgeSeconds can not be negative."));
+        return Err(errors::invalid_request("MaxAgeSeconds can not be negative."));
     }
     Ok(CorsRule {
         id: rule.id.clone(),
@@ -347,18 +341,12 @@ fn wildcard_match(pattern: &str, text: &str, ignore_ascii_case: bool) -> bool {
 
 /// S3's 403 for a preflight to a bucket without a CORS configuration.
 pub fn cors_not_enabled() -> S3Error {
-    custom_error(
-        b"AccessForbidden",
-        StatusCode::FORBIDDEN,
-        "CORSResponse: CORS is not enabled for this bucket.",
-    )
+    errors::access_forbidden("CORSResponse: CORS is not enabled for this bucket.")
 }
 
 /// S3's 403 for a preflight that no rule allows (message verbatim, typo included).
 pub fn preflight_denied() -> S3Error {
-    custom_error(
-        b"AccessForbidden",
-        StatusCode::FORBIDDEN,
+    errors::access_forbidden(
         "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, \
          request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted \
          by the resource's CORS spec.",
@@ -367,29 +355,12 @@ pub fn preflight_denied() -> S3Error {
 
 /// S3's 400 for an `OPTIONS` request without `Origin`.
 pub fn preflight_missing_origin() -> S3Error {
-    custom_error(
-        b"BadRequest",
-        StatusCode::BAD_REQUEST,
-        "Insufficient information. Origin request header needed.",
-    )
+    errors::bad_request("Insufficient information. Origin request header needed.")
 }
 
 /// S3's 400 for an `OPTIONS` request without `Access-Control-Request-Method`.
 pub fn preflight_missing_method() -> S3Error {
-    custom_error(
-        b"BadRequest",
-        StatusCode::BAD_REQUEST,
-        "Invalid Access-Control-Request-Method: null",
-    )
-}
-
-/// S3 answers CORS refusals with codes (`AccessForbidden`, `BadRequest`) that s3s has no variant
-/// for, so they go in as custom codes with the status set by hand.
-fn custom_error(code: &[u8], status: StatusCode, message: &'static str) -> S3Error {
-    let code = S3ErrorCode::from_bytes(code).unwrap_or(S3ErrorCode::AccessDenied);
-    let mut error = S3Error::with_message(code, message);
-    error.set_status_code(status);
-    error
+    errors::bad_request("Invalid Access-Control-Request-Method: null")
 }
 
 /// Fuzz entry: never panics on any input. `data` is parsed as a `PutBucketCors` body with s3s's
@@ -496,6 +467,8 @@ fn check_answer(answer: Option<&CorsHeaders>, rules: &[CorsRule], origin: &str, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
+    use s3s::S3ErrorCode;
 
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| (*s).to_owned()).collect()

@@ -25,6 +25,7 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::body::{Counted, Direction};
 use crate::s3::Strata;
 use crate::store::Store;
+use crate::util::errors;
 
 /// Largest request head (request line + headers) we buffer.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -183,10 +184,10 @@ fn has_xml_body(method: &http::Method, query: &str) -> bool {
         "ownershipControls",
         "object-lock",
     ];
-    let keys = || query.split('&').map(|p| p.split_once('=').map_or(p, |(k, _)| k));
+    let has = |name: &str| crate::util::query::has(query, name);
     match *method {
-        http::Method::POST => keys().any(|k| k == "delete" || k == "uploadId"),
-        http::Method::PUT => !keys().any(|k| k == "partNumber") && keys().any(|k| PUT_XML.contains(&k)),
+        http::Method::POST => has("delete") || has("uploadId"),
+        http::Method::PUT => !has("partNumber") && PUT_XML.iter().any(|k| has(k)),
         _ => false,
     }
 }
@@ -203,11 +204,9 @@ fn oversized_xml(req: &http::Request<Incoming>, limit: usize) -> Option<http::Re
     if declared <= limit as u64 || !has_xml_body(req.method(), req.uri().query().unwrap_or("")) {
         return None;
     }
-    let mut err = s3s::S3Error::with_message(
-        s3s::S3ErrorCode::MaxMessageLengthExceeded,
-        format!("Your request was too big: XML bodies are limited to {limit} bytes."),
-    );
-    err.set_status_code(http::StatusCode::BAD_REQUEST);
+    let err = errors::max_message_length_exceeded(format!(
+        "Your request was too big: XML bodies are limited to {limit} bytes."
+    ));
     match err.to_http_response() {
         Ok(resp) => Some(resp),
         Err(_) => Some(plain(http::StatusCode::BAD_REQUEST, "request body too large\n")),
@@ -309,12 +308,9 @@ fn post_condition_as_access_denied(mut resp: http::Response<Body>) -> http::Resp
         .and_then(|(_, rest)| rest.split_once("</Message>"))
         .map(|(m, _)| m.replace("&apos;", "'").replace("&quot;", "\"").replace("&amp;", "&"))
         .unwrap_or_default();
-    let mut e = s3s::S3Error::with_message(
-        s3s::S3ErrorCode::AccessDenied,
-        format!("Invalid according to Policy: {detail}"),
-    );
-    e.set_status_code(http::StatusCode::FORBIDDEN);
-    e.to_http_response().unwrap_or(resp)
+    errors::access_denied_403(format!("Invalid according to Policy: {detail}"))
+        .to_http_response()
+        .unwrap_or(resp)
 }
 
 /// s3s answers an XML body that does not match the schema (e.g. a website RoutingRule
@@ -327,12 +323,9 @@ fn malformed_xml_with_message(resp: http::Response<Body>) -> http::Response<Body
     if !text.contains("<Code>MalformedXML</Code>") || text.contains("<Message>") {
         return resp;
     }
-    let mut e = s3s::S3Error::with_message(
-        s3s::S3ErrorCode::MalformedXML,
-        "The XML you provided was not well-formed or did not validate against our published schema",
-    );
-    e.set_status_code(http::StatusCode::BAD_REQUEST);
-    e.to_http_response().unwrap_or(resp)
+    errors::malformed_xml_400(errors::MALFORMED_XML_MESSAGE)
+        .to_http_response()
+        .unwrap_or(resp)
 }
 
 /// Our own endpoints first; everything else is S3.

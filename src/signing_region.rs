@@ -117,24 +117,16 @@ impl Refusal {
     /// `400` with `AuthorizationHeaderMalformed` or `AuthorizationQueryParametersError`, the
     /// message AWS sends, and `<Region>` after the message, in s3s's XML error form.
     pub fn response(&self, request_id: &str) -> http::Response<s3s::Body> {
-        let (code, message) = match self.carrier {
-            Carrier::Header => (
-                s3s::S3ErrorCode::AuthorizationHeaderMalformed,
-                format!(
-                    "The authorization header is malformed; the region '{}' is wrong; expecting '{}'",
-                    self.got, self.expected
-                ),
-            ),
-            Carrier::Presigned => (
-                s3s::S3ErrorCode::AuthorizationQueryParametersError,
-                format!(
-                    "Error parsing the X-Amz-Credential parameter; the region '{}' is wrong; expecting '{}'",
-                    self.got, self.expected
-                ),
-            ),
+        let mut err = match self.carrier {
+            Carrier::Header => crate::util::errors::authorization_header_malformed(format!(
+                "The authorization header is malformed; the region '{}' is wrong; expecting '{}'",
+                self.got, self.expected
+            )),
+            Carrier::Presigned => crate::util::errors::authorization_query_parameters_error(format!(
+                "Error parsing the X-Amz-Credential parameter; the region '{}' is wrong; expecting '{}'",
+                self.got, self.expected
+            )),
         };
-        let mut err = s3s::S3Error::with_message(code, message);
-        err.set_status_code(http::StatusCode::BAD_REQUEST);
         err.set_request_id(request_id);
         let mut resp = match err.to_http_response() {
             Ok(resp) => resp,
@@ -363,19 +355,7 @@ fn parse_authorization(value: &str) -> Option<Scope> {
 /// The query string decoded as s3s decodes it (`application/x-www-form-urlencoded`: `+` is a
 /// space, empty pairs skipped, invalid UTF-8 replaced).
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (n, v) = p.split_once('=').unwrap_or((p, ""));
-            (form_decode(n), form_decode(v))
-        })
-        .collect()
-}
-
-fn form_decode(s: &str) -> String {
-    let plus_as_space = s.replace('+', " ");
-    percent_decode_str(&plus_as_space).decode_utf8_lossy().into_owned()
+    crate::util::query::pairs(query)
 }
 
 fn encode(s: &str, set: &'static AsciiSet) -> String {
@@ -606,19 +586,16 @@ fn decode_signature(hex_sig: &str) -> Option<Vec<u8>> {
 /// `uri` with the values of `X-Amz-Credential` and `X-Amz-Signature` replaced; every other
 /// byte of the query is kept as sent.
 fn with_query_params(uri: &Uri, credential: &str, signature: &str) -> Result<Uri, &'static str> {
-    let query = uri.query().unwrap_or("");
-    let rewritten: Vec<String> = query
-        .split('&')
-        .map(|segment| {
-            let name = form_decode(segment.split_once('=').map_or(segment, |(n, _)| n));
-            match name.as_str() {
-                "X-Amz-Credential" => format!("X-Amz-Credential={}", encode(credential, ENCODE_ALL)),
-                "X-Amz-Signature" => format!("X-Amz-Signature={signature}"),
-                _ => segment.to_string(),
-            }
-        })
-        .collect();
-    let path_and_query = format!("{}?{}", uri.path(), rewritten.join("&"));
+    let rewritten = crate::util::query::replace_values(uri.query().unwrap_or(""), |p| {
+        if p.is("X-Amz-Credential") {
+            Some(format!("X-Amz-Credential={}", encode(credential, ENCODE_ALL)))
+        } else if p.is("X-Amz-Signature") {
+            Some(format!("X-Amz-Signature={signature}"))
+        } else {
+            None
+        }
+    });
+    let path_and_query = format!("{}?{rewritten}", uri.path());
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = Some(path_and_query.parse().map_err(|_| "unrepresentable URI")?);
     Uri::from_parts(parts).map_err(|_| "unrepresentable URI")

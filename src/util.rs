@@ -1,4 +1,8 @@
-//! Small shared helpers: clocks and timestamp conversions.
+//! Small shared helpers: clocks and timestamp conversions, the one query-string parser
+//! ([`query`]) and the one place S3 errors are built ([`errors`]).
+
+pub mod errors;
+pub mod query;
 
 use s3s::dto::Timestamp;
 

@@ -54,21 +54,27 @@ pub struct Redirect {
 /// How a configuration was refused: S3's error code and message.
 #[derive(Debug, PartialEq)]
 pub struct Invalid {
-    /// `InvalidArgument` or `MalformedXML`.
-    pub code: &'static str,
+    pub code: InvalidCode,
     pub message: String,
+}
+
+/// The two S3 codes a website configuration is refused with (`s3::website` builds the error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidCode {
+    InvalidArgument,
+    MalformedXml,
 }
 
 fn invalid(message: impl Into<String>) -> Invalid {
     Invalid {
-        code: "InvalidArgument",
+        code: InvalidCode::InvalidArgument,
         message: message.into(),
     }
 }
 
 fn malformed(message: impl Into<String>) -> Invalid {
     Invalid {
-        code: "MalformedXML",
+        code: InvalidCode::MalformedXml,
         message: message.into(),
     }
 }
@@ -369,7 +375,10 @@ mod tests {
     fn validation_follows_s3() {
         assert_eq!(site().validate(50), Ok(()));
         let no_index = WebsiteConfig::default();
-        assert_eq!(no_index.validate(50).map_err(|e| e.code), Err("InvalidArgument"));
+        assert_eq!(
+            no_index.validate(50).map_err(|e| e.code),
+            Err(InvalidCode::InvalidArgument)
+        );
         for bad in ["", "a/index.html"] {
             let c = WebsiteConfig {
                 index_suffix: Some(bad.into()),

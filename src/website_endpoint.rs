@@ -95,13 +95,12 @@ fn redirect(location: &str, status: u16) -> http::Response<Body> {
 /// The transform parameters of the query (`w`, `f`, …); S3's website endpoint ignores any
 /// other query parameter, so nothing else reaches the object read.
 fn transform_query(query: Option<&str>) -> String {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(k, _)| k);
-            urlencoding::decode(name).is_ok_and(|n| crate::transform::params::TRANSFORM_PARAMS.contains(&n.as_ref()))
+    crate::util::query::params(query.unwrap_or(""))
+        .filter(|p| {
+            crate::util::query::decode_strict(p.raw_name)
+                .is_some_and(|n| crate::transform::params::TRANSFORM_PARAMS.contains(&n.as_str()))
         })
+        .map(|p| p.raw)
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -344,6 +343,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a message with markup, to test the XML reading
     fn xml_errors_are_read_for_the_html_page() {
         let mut e = s3s::S3Error::with_message(s3s::S3ErrorCode::NoSuchKey, "The key <x> does not exist.");
         e.set_status_code(http::StatusCode::NOT_FOUND);

@@ -22,12 +22,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
-use s3s::{s3_error, S3Request, S3Result};
+use s3s::{S3Request, S3Result};
 
 use super::acl::{permission_for_action, Acl};
 use super::policy::{Decision, Policy, PolicyRequest};
 use crate::store::records::{BucketRecord, ObjectRecord, PublicAccessBlock};
 use crate::store::MetaStore;
+use crate::util::errors;
+use crate::util::query::uri_param as query_param;
 
 pub struct Authorizer {
     pub root_access_key: String,
@@ -58,18 +60,6 @@ pub struct RequestFacts {
     pub referer: Option<String>,
     /// The `prefix` of a listing (`s3:prefix`).
     pub prefix: Option<String>,
-}
-
-fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
-    let q = uri.query()?;
-    q.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| {
-            urlencoding::decode(&v.replace('+', " "))
-                .map(|c| c.into_owned())
-                .unwrap_or_default()
-        })
-    })
 }
 
 impl RequestFacts {
@@ -132,11 +122,10 @@ pub fn sigv2_kind(headers: &http::HeaderMap, uri: &http::Uri) -> Option<SigV2> {
         return Some(SigV2::Header);
     }
     let query = uri.query()?;
-    let mut pairs = query.split('&').map(|p| p.split_once('=').unwrap_or((p, "")));
-    if !pairs.clone().any(|(k, _)| k == "AWSAccessKeyId") {
+    if !crate::util::query::has(query, "AWSAccessKeyId") {
         return None;
     }
-    let expires = pairs.find(|(k, _)| *k == "Expires").and_then(|(_, v)| v.parse().ok());
+    let expires = crate::util::query::get(query, "Expires").and_then(|v| v.parse().ok());
     Some(SigV2::Presigned { expires })
 }
 
@@ -195,7 +184,7 @@ fn reads_object_acl(op: &str) -> bool {
 }
 
 fn denied() -> s3s::S3Error {
-    s3_error!(AccessDenied, "Access Denied")
+    errors::access_denied()
 }
 
 impl Authorizer {
@@ -207,7 +196,7 @@ impl Authorizer {
     fn bucket_record(&self, name: &str) -> S3Result<Option<BucketRecord>> {
         self.meta.bucket(name).map_err(|e| {
             tracing::error!(error = %e, "bucket lookup failed during authorization");
-            s3_error!(InternalError)
+            errors::internal_error()
         })
     }
 
@@ -310,7 +299,7 @@ impl Authorizer {
         src: &ObjectRecord,
     ) -> S3Result<()> {
         let Some(rec) = self.bucket_record(bucket)? else {
-            return Err(s3_error!(NoSuchBucket, "The specified bucket does not exist"));
+            return Err(errors::no_such_bucket());
         };
         let target = Target {
             bucket_name: bucket,
@@ -388,17 +377,15 @@ impl S3Access for Authorizer {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         match sigv2_kind(cx.headers(), cx.uri()) {
             Some(SigV2::Header) if !self.allow_sigv2 => {
-                return Err(s3_error!(
-                    AccessDenied,
-                    "Signature Version 2 request signing is disabled on this server; use Signature Version 4"
+                return Err(errors::access_denied_because(
+                    "Signature Version 2 request signing is disabled on this server; use Signature Version 4",
                 ));
             }
             Some(SigV2::Presigned { expires }) => {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 if expires.is_none_or(|e| e - now > MAX_PRESIGNED_SECS) {
-                    return Err(s3_error!(
-                        AccessDenied,
-                        "Presigned URLs may be valid for at most seven days"
+                    return Err(errors::access_denied_because(
+                        "Presigned URLs may be valid for at most seven days",
                     ));
                 }
             }

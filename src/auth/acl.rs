@@ -12,8 +12,10 @@
 
 use http::HeaderMap;
 use s3s::dto;
-use s3s::{s3_error, S3Result};
+use s3s::S3Result;
 use serde::{Deserialize, Serialize};
+
+use crate::util::errors;
 
 /// Most grants one ACL may hold: S3's documented limit ("An ACL can have up to 100 grants").
 pub const MAX_GRANTS: usize = 100;
@@ -190,7 +192,7 @@ impl Acl {
                 }
                 &[]
             }
-            _ => return Err(s3_error!(InvalidArgument, "Invalid canned ACL: {name}")),
+            _ => return Err(errors::invalid_argument(format!("Invalid canned ACL: {name}"))),
         };
         acl.grants.extend(
             extra
@@ -213,7 +215,7 @@ impl Acl {
             for value in headers.get_all(name) {
                 let text = value
                     .to_str()
-                    .map_err(|_| s3_error!(InvalidArgument, "Invalid value in {name}"))?;
+                    .map_err(|_| errors::invalid_argument(format!("Invalid value in {name}")))?;
                 values.push((permission, text));
             }
         }
@@ -236,10 +238,9 @@ impl Acl {
                     grants.push(grant);
                 }
                 if grants.len() > MAX_GRANTS {
-                    return Err(s3_error!(
-                        InvalidArgument,
+                    return Err(errors::invalid_argument(format!(
                         "Too many grants: at most {MAX_GRANTS} are allowed"
-                    ));
+                    )));
                 }
             }
         }
@@ -262,9 +263,8 @@ impl Acl {
     ) -> S3Result<Option<Acl>> {
         let granted = Acl::from_grant_headers(headers, owner)?;
         match (canned, granted) {
-            (Some(_), Some(_)) => Err(s3_error!(
-                InvalidRequest,
-                "Specifying both Canned ACLs and Header Grants is not allowed"
+            (Some(_), Some(_)) => Err(errors::invalid_request(
+                "Specifying both Canned ACLs and Header Grants is not allowed",
             )),
             (Some(name), None) => Acl::canned(name, owner, bucket_owner).map(Some),
             (None, granted) => Ok(granted),
@@ -283,24 +283,23 @@ impl Acl {
     ) -> S3Result<Acl> {
         if let Some(body_owner) = policy.owner.as_ref().and_then(|o| o.id.as_deref()) {
             if body_owner.trim() != owner {
-                return Err(s3_error!(AccessDenied, "Access Denied"));
+                return Err(errors::access_denied());
             }
         }
         let dto_grants = policy.grants.as_deref().unwrap_or_default();
         if dto_grants.len() > MAX_GRANTS {
-            return Err(s3_error!(
-                MalformedACLError,
+            return Err(errors::malformed_acl(format!(
                 "The request contains {} grants; at most {MAX_GRANTS} are allowed",
                 dto_grants.len()
-            ));
+            )));
         }
         let mut grants = Vec::with_capacity(dto_grants.len());
         for dto_grant in dto_grants {
             let (Some(dto_grantee), Some(dto_permission)) = (&dto_grant.grantee, &dto_grant.permission) else {
-                return Err(s3_error!(MalformedACLError, "{MALFORMED_ACL_MESSAGE}"));
+                return Err(errors::malformed_acl(MALFORMED_ACL_MESSAGE));
             };
             let permission = Permission::from_s3_str(dto_permission.as_str().trim())
-                .ok_or_else(|| s3_error!(MalformedACLError, "{MALFORMED_ACL_MESSAGE}"))?;
+                .ok_or_else(|| errors::malformed_acl(MALFORMED_ACL_MESSAGE))?;
             let grantee = grantee_from_dto(dto_grantee, owner, &user_exists)?;
             let grant = Grant::new(grantee, permission);
             if !grants.contains(&grant) {
@@ -379,7 +378,7 @@ impl Acl {
         for grant in &self.grants {
             if let Grantee::User(id) = &grant.grantee {
                 if *id != self.owner && !user_exists(id) {
-                    return Err(s3_error!(InvalidArgument, "Invalid id"));
+                    return Err(errors::invalid_argument("Invalid id"));
                 }
             }
         }
@@ -432,9 +431,9 @@ fn grantee_from_dto(grantee: &dto::Grantee, owner: &str, user_exists: &impl Fn(&
                 .id
                 .as_deref()
                 .map(str::trim)
-                .ok_or_else(|| s3_error!(MalformedACLError, "{MALFORMED_ACL_MESSAGE}"))?;
+                .ok_or_else(|| errors::malformed_acl(MALFORMED_ACL_MESSAGE))?;
             if id.is_empty() || (id != owner && !user_exists(id)) {
-                return Err(s3_error!(InvalidArgument, "Invalid id"));
+                return Err(errors::invalid_argument("Invalid id"));
             }
             Ok(Grantee::User(id.to_owned()))
         }
@@ -443,23 +442,20 @@ fn grantee_from_dto(grantee: &dto::Grantee, owner: &str, user_exists: &impl Fn(&
                 .uri
                 .as_deref()
                 .map(str::trim)
-                .ok_or_else(|| s3_error!(MalformedACLError, "{MALFORMED_ACL_MESSAGE}"))?;
-            Grantee::from_group_uri(uri).ok_or_else(|| s3_error!(InvalidArgument, "Invalid group uri"))
+                .ok_or_else(|| errors::malformed_acl(MALFORMED_ACL_MESSAGE))?;
+            Grantee::from_group_uri(uri).ok_or_else(|| errors::invalid_argument("Invalid group uri"))
         }
         dto::Type::AMAZON_CUSTOMER_BY_EMAIL => Err(unresolvable_email()),
-        _ => Err(s3_error!(MalformedACLError, "{MALFORMED_ACL_MESSAGE}")),
+        _ => Err(errors::malformed_acl(MALFORMED_ACL_MESSAGE)),
     }
 }
 
 fn unresolvable_email() -> s3s::S3Error {
-    s3_error!(
-        UnresolvableGrantByEmailAddress,
-        "The e-mail address you provided does not match any account on record."
-    )
+    errors::unresolvable_grant_by_email_address()
 }
 
 fn unrecognised_grant_format() -> s3s::S3Error {
-    s3_error!(InvalidArgument, "Argument format not recognized")
+    errors::invalid_argument("Argument format not recognized")
 }
 
 /// Parses one `x-amz-grant-*` value: `type="value"` items separated by commas. Quotes are
@@ -506,11 +502,11 @@ fn parse_grantee_list(header_value: &str) -> S3Result<Vec<Grantee>> {
 fn grantee_from_header_item(kind: &str, value: &str) -> S3Result<Grantee> {
     if kind.eq_ignore_ascii_case("id") {
         if value.is_empty() {
-            return Err(s3_error!(InvalidArgument, "Invalid id"));
+            return Err(errors::invalid_argument("Invalid id"));
         }
         Ok(Grantee::User(value.to_owned()))
     } else if kind.eq_ignore_ascii_case("uri") {
-        Grantee::from_group_uri(value).ok_or_else(|| s3_error!(InvalidArgument, "Invalid group uri"))
+        Grantee::from_group_uri(value).ok_or_else(|| errors::invalid_argument("Invalid group uri"))
     } else if kind.eq_ignore_ascii_case("emailAddress") {
         Err(unresolvable_email())
     } else {

@@ -7,11 +7,12 @@ use std::path::Path;
 use rand::distributions::{Alphanumeric, DistString};
 use rand::Rng;
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::{s3_error, S3Result};
+use s3s::S3Result;
 use serde::{Deserialize, Serialize};
 
 use crate::store::records::KeyRecord;
 use crate::store::MetaStore;
+use crate::util::errors;
 
 const ROOT_CREDENTIALS_FILE: &str = "root-credentials.toml";
 
@@ -119,10 +120,10 @@ impl S3Auth for KeyAuth {
         }
         match self.meta.key(access_key) {
             Ok(Some(rec)) => Ok(SecretKey::from(rec.secret_key.as_str())),
-            Ok(None) => Err(s3_error!(InvalidAccessKeyId)),
+            Ok(None) => Err(errors::invalid_access_key_id()),
             Err(e) => {
                 tracing::error!(error = %e, "key lookup failed");
-                Err(s3_error!(InternalError))
+                Err(errors::internal_error())
             }
         }
     }

@@ -9,10 +9,11 @@ use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::StreamBody;
 use hyper::body::Frame;
-use s3s::{s3_error, Body, S3Response, S3Result};
+use s3s::{Body, S3Response, S3Result};
 
 use super::{Backup, BackupError, Progress};
 use crate::store::Store;
+use crate::util::errors;
 
 /// Progress lines buffered between the backup thread and a slow client; when full, the
 /// backup thread waits (it reports only every 200 ms, so this is never the bottleneck).
@@ -27,12 +28,8 @@ fn line(p: &Progress) -> Bytes {
 pub fn start(store: &Store, to: &str) -> S3Result<S3Response<Body>> {
     let backup = match Backup::start(store, Path::new(to)) {
         Ok(b) => b,
-        Err(BackupError::Busy) => {
-            let mut e = s3_error!(OperationAborted, "A backup is already running");
-            e.set_status_code(StatusCode::CONFLICT);
-            return Err(e);
-        }
-        Err(BackupError::Target(m)) => return Err(s3_error!(InvalidArgument, "{m}")),
+        Err(BackupError::Busy) => return Err(errors::operation_aborted("A backup is already running")),
+        Err(BackupError::Target(m)) => return Err(errors::invalid_argument(m)),
         Err(e) => return Err(crate::s3::errors::internal("backup", e)),
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(LINES_BUFFERED);

@@ -6,10 +6,11 @@
 use serde::{Deserialize, Serialize};
 
 use s3s::dto;
-use s3s::{s3_error, S3Error};
+use s3s::S3Error;
 
 use crate::clock::DAY_MS;
 use crate::store::records::Tag;
+use crate::util::errors;
 
 /// S3 accepts at most 1000 rules per bucket.
 pub const MAX_RULES: usize = 1000;
@@ -141,11 +142,11 @@ impl Rule {
 
 /// Error naming the rule, with S3's code.
 fn invalid(rule: &str, msg: impl std::fmt::Display) -> S3Error {
-    s3_error!(InvalidArgument, "Rule '{rule}': {msg}")
+    errors::invalid_argument(format!("Rule '{rule}': {msg}"))
 }
 
 fn malformed(rule: &str, msg: impl std::fmt::Display) -> S3Error {
-    s3_error!(MalformedXML, "Rule '{rule}': {msg}")
+    errors::malformed_xml_because(format!("Rule '{rule}': {msg}"))
 }
 
 fn days(rule: &str, what: &str, v: i32, min: i32) -> Result<u32, S3Error> {
@@ -189,10 +190,9 @@ fn class(rule: &str, c: Option<&dto::TransitionStorageClass>) -> Result<TargetCl
         None => Err(malformed(rule, "a transition needs a StorageClass")),
         Some("STANDARD_IA") => Ok(TargetClass::StandardIa),
         Some("GLACIER") => Ok(TargetClass::Glacier),
-        Some(other) => Err(s3_error!(
-            InvalidStorageClass,
+        Some(other) => Err(errors::invalid_storage_class(format!(
             "Rule '{rule}': storage class {other} is not supported (STANDARD_IA or GLACIER)"
-        )),
+        ))),
     }
 }
 
@@ -263,16 +263,14 @@ fn filter_from_dto(rule: &str, f: &dto::LifecycleRuleFilter) -> Result<Filter, S
 /// accepted: the first problem is the answer.
 pub fn from_dto(cfg: &dto::BucketLifecycleConfiguration) -> Result<LifecycleConfig, S3Error> {
     if cfg.rules.is_empty() {
-        return Err(s3_error!(
-            MalformedXML,
-            "A lifecycle configuration needs at least one Rule"
+        return Err(errors::malformed_xml_because(
+            "A lifecycle configuration needs at least one Rule",
         ));
     }
     if cfg.rules.len() > MAX_RULES {
-        return Err(s3_error!(
-            InvalidArgument,
+        return Err(errors::invalid_argument(format!(
             "A lifecycle configuration holds at most {MAX_RULES} rules"
-        ));
+        )));
     }
     let mut rules: Vec<Rule> = Vec::with_capacity(cfg.rules.len());
     for (i, r) in cfg.rules.iter().enumerate() {
@@ -296,11 +294,10 @@ fn rule_from_dto(index: usize, r: &dto::LifecycleRule) -> Result<Rule, S3Error> 
     };
     let name = id.as_str();
     if id.chars().count() > MAX_ID_CHARS {
-        return Err(s3_error!(
-            InvalidArgument,
+        return Err(errors::invalid_argument(format!(
             "Rule {}: ID length should not exceed allowed limit of {MAX_ID_CHARS}",
             index + 1
-        ));
+        )));
     }
     let enabled = match r.status.as_str() {
         "Enabled" => true,
@@ -683,7 +680,7 @@ mod tests {
     fn parse(xml: &str) -> Result<LifecycleConfig, S3Error> {
         let mut d = s3s::xml::Deserializer::new(xml.as_bytes());
         let cfg = <dto::BucketLifecycleConfiguration as s3s::xml::Deserialize>::deserialize(&mut d)
-            .map_err(|e| s3_error!(MalformedXML, "{e:?}"))?;
+            .map_err(|e| errors::malformed_xml_because(format!("{e:?}")))?;
         from_dto(&cfg)
     }
 

@@ -4,8 +4,9 @@
 //! that uses it is `auth::access`.
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
+use super::errors;
 use super::errors::store_error;
 use super::{caller, Strata};
 use crate::auth::access::{bucket_acl, object_acl};
@@ -13,9 +14,8 @@ use crate::auth::acl::Acl;
 use crate::store::records::BucketRecord;
 
 fn public_acl_blocked() -> s3s::S3Error {
-    s3_error!(
-        AccessDenied,
-        "Access Denied: public ACLs are blocked by this bucket's Block Public Access settings"
+    errors::access_denied_because(
+        "Access Denied: public ACLs are blocked by this bucket's Block Public Access settings",
     )
 }
 
@@ -31,9 +31,8 @@ fn acl_from_request(
     let granted = Acl::from_grant_headers(headers, owner)?;
     let acl = match (canned, granted) {
         (Some(_), Some(_)) => {
-            return Err(s3_error!(
-                InvalidRequest,
-                "Specifying both Canned ACLs and Header Grants is not allowed"
+            return Err(errors::invalid_request(
+                "Specifying both Canned ACLs and Header Grants is not allowed",
             ))
         }
         (Some(name), None) => Some(Acl::canned(name, owner, &bucket.owner)?),
@@ -87,17 +86,15 @@ fn acl_from_put(
     let from_headers = acl_from_request(s, bucket, owner, canned, headers)?;
     let acl = match (from_headers, body) {
         (Some(_), Some(_)) => {
-            return Err(s3_error!(
-                UnexpectedContent,
-                "This request does not support content when ACL headers are given"
+            return Err(errors::unexpected_content(
+                "This request does not support content when ACL headers are given",
             ))
         }
         (Some(acl), None) => acl,
         (None, Some(policy)) => Acl::from_dto(policy, owner, |id| user_exists(s, id))?,
         (None, None) => {
-            return Err(s3_error!(
-                MissingSecurityHeader,
-                "Your request was missing a required header: an ACL header or an AccessControlPolicy body"
+            return Err(errors::missing_security_header(
+                "Your request was missing a required header: an ACL header or an AccessControlPolicy body",
             ))
         }
     };
@@ -164,7 +161,7 @@ pub async fn put_object(s: &Strata, req: S3Request<PutObjectAclInput>) -> S3Resu
         })
         .map_err(store_error)?;
     if updated.is_none() {
-        return Err(s3_error!(NoSuchKey, "The specified key does not exist."));
+        return Err(errors::no_such_key());
     }
     s.store.meta.durable().await.map_err(store_error)?;
     Ok(S3Response::new(PutObjectAclOutput::default()))

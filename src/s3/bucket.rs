@@ -1,8 +1,9 @@
 //! Bucket operations: CreateBucket, DeleteBucket, HeadBucket, ListBuckets, GetBucketLocation.
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
+use super::errors;
 use super::errors::store_error;
 use super::{caller, Strata};
 use crate::store::records::BucketRecord;
@@ -16,7 +17,7 @@ pub async fn create(s: &Strata, req: S3Request<CreateBucketInput>) -> S3Result<S
     let headers = req.headers;
     let name = req.input.bucket;
     if name == RESERVED_BUCKET || !s3s::path::check_bucket_name(&name) {
-        return Err(s3_error!(InvalidBucketName, "The specified bucket is not valid."));
+        return Err(errors::invalid_bucket_name());
     }
     let region = req
         .input
@@ -29,18 +30,8 @@ pub async fn create(s: &Strata, req: S3Request<CreateBucketInput>) -> S3Result<S
     rec.acl = super::acl::bucket_acl_from_request(s, &rec, req.input.acl.as_ref(), &headers)?;
     match s.store.meta.create_bucket(&name, &rec).map_err(store_error)? {
         None => {}
-        Some(existing) if existing.owner == owner => {
-            return Err(s3_error!(
-                BucketAlreadyOwnedByYou,
-                "Your previous request to create the named bucket succeeded and you already own it."
-            ))
-        }
-        Some(_) => {
-            return Err(s3_error!(
-                BucketAlreadyExists,
-                "The requested bucket name is not available. Please select a different name and try again."
-            ))
-        }
+        Some(existing) if existing.owner == owner => return Err(errors::bucket_already_owned_by_you()),
+        Some(_) => return Err(errors::bucket_already_exists()),
     }
     s.store.meta.durable().await.map_err(store_error)?;
     Ok(S3Response::new(CreateBucketOutput {
@@ -52,7 +43,7 @@ pub async fn delete(s: &Strata, req: S3Request<DeleteBucketInput>) -> S3Result<S
     let name = req.input.bucket;
     s.bucket(&name)?;
     if !s.store.meta.bucket_is_empty(&name).map_err(store_error)? {
-        return Err(s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"));
+        return Err(errors::bucket_not_empty());
     }
     // In-progress multipart uploads die with the bucket.
     let uploads = s.store.meta.uploads().map_err(store_error)?;

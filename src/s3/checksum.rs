@@ -5,8 +5,9 @@
 use base64::Engine;
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::Checksum;
-use s3s::{s3_error, S3Result};
+use s3s::S3Result;
 
+use super::errors;
 use crate::store::records::Checksums;
 
 const TRAILER_NAMES: [&str; 5] = [
@@ -38,7 +39,11 @@ impl Claimed {
                 "CRC64NVME" => h.crc64nvme = Some(Default::default()),
                 "SHA1" => h.sha1 = Some(Default::default()),
                 "SHA256" => h.sha256 = Some(Default::default()),
-                other => return Err(s3_error!(InvalidRequest, "Unsupported checksum algorithm: {other}")),
+                other => {
+                    return Err(errors::invalid_request(format!(
+                        "Unsupported checksum algorithm: {other}"
+                    )))
+                }
             }
             Ok(())
         };
@@ -77,7 +82,7 @@ impl Claimed {
             if let Some(value) = t.get(name) {
                 let value = value
                     .to_str()
-                    .map_err(|_| s3_error!(InvalidArgument, "invalid {name} trailer"))?
+                    .map_err(|_| errors::invalid_argument(format!("invalid {name} trailer")))?
                     .to_string();
                 let slot = match name {
                     "x-amz-checksum-crc32" => &mut self.values.checksum_crc32,
@@ -97,14 +102,13 @@ impl Claimed {
         if let Some(claimed) = &self.content_md5 {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(claimed.trim())
-                .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid."))?;
+                .map_err(|_| errors::invalid_digest())?;
             if raw.len() != 16 {
-                return Err(s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid."));
+                return Err(errors::invalid_digest());
             }
             if raw.as_slice() != md5 {
-                return Err(s3_error!(
-                    BadDigest,
-                    "The Content-MD5 you specified did not match what we received."
+                return Err(errors::bad_digest(
+                    "The Content-MD5 you specified did not match what we received.",
                 ));
             }
         }
@@ -122,10 +126,9 @@ impl Claimed {
         for (name, claimed, actual) in pairs {
             if let Some(claimed) = claimed {
                 if Some(claimed) != actual.as_ref() {
-                    return Err(s3_error!(
-                        BadDigest,
+                    return Err(errors::bad_digest(format!(
                         "The x-amz-checksum-{name} you specified did not match the calculated checksum."
-                    ));
+                    )));
                 }
             }
         }

@@ -3,8 +3,9 @@
 //! evaluates none of them.
 
 use s3s::dto::{ETagCondition, Timestamp};
-use s3s::{s3_error, S3Error, S3Result};
+use s3s::{S3Error, S3Result};
 
+use super::errors;
 use crate::util::timestamp_to_ms;
 
 pub struct Conditions<'a> {
@@ -63,14 +64,11 @@ pub fn check(c: &Conditions<'_>, etag: &str, last_modified_ms: i64, kind: Kind) 
 }
 
 pub fn precondition_failed() -> S3Error {
-    s3_error!(
-        PreconditionFailed,
-        "At least one of the pre-conditions you specified did not hold"
-    )
+    errors::precondition_failed()
 }
 
 fn not_modified_error(etag: &str) -> S3Error {
-    let mut err = s3_error!(NotModified);
+    let mut err = errors::not_modified();
     let mut headers = http::HeaderMap::new();
     if let Ok(v) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {
         headers.insert(http::header::ETAG, v);
@@ -95,7 +93,7 @@ pub fn check_write(
     }
     if let Some(cond) = if_match {
         match current_etag {
-            None => return Err(s3_error!(NoSuchKey, "The specified key does not exist.")),
+            None => return Err(errors::no_such_key()),
             Some(etag) if !matches(cond, etag) => return Err(precondition_failed()),
             Some(_) => {}
         }

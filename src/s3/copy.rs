@@ -5,11 +5,12 @@
 
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
 use super::checksum;
 use super::conditional::{self, Conditions, Kind};
 use super::encryption::{connection_is_secure, copy_source_key_headers, customer_key_headers, report, sse_request};
+use super::errors;
 use super::errors::ingest_error;
 use super::multipart::{check_part_number, into_blob, record_part};
 use super::object::{commit_object, discard, publish_body};
@@ -26,7 +27,7 @@ fn source(cs: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
             key,
             version_id,
         } => Ok((bucket, key, version_id.as_deref())),
-        _ => Err(s3_error!(NotImplemented, "Access point copy sources are not supported")),
+        _ => Err(errors::not_implemented("Access point copy sources are not supported")),
     }
 }
 
@@ -90,9 +91,8 @@ fn source_record(
     let (bucket, key, version_id) = source(cs)?;
     let rec = match s.object_at(bucket, key, version_id) {
         Err(e) if version_id.is_some() && e.code() == &s3s::S3ErrorCode::MethodNotAllowed => {
-            return Err(s3_error!(
-                InvalidRequest,
-                "The source of a copy request may not specifically refer to a delete marker by version id."
+            return Err(errors::invalid_request(
+                "The source of a copy request may not specifically refer to a delete marker by version id.",
             ))
         }
         other => other?,
@@ -146,10 +146,7 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         && src_key == input.key
         && input.checksum_algorithm.is_none()
     {
-        return Err(s3_error!(
-            InvalidRequest,
-            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
-        ));
+        return Err(errors::invalid_request("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."));
     }
     let (headers, user_metadata) = if replace {
         (
@@ -250,7 +247,7 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
 /// Parses `bytes=first-last` (both required, inclusive) against an object of `size` bytes.
 fn parse_copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
     let invalid = || {
-        s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+        errors::invalid_argument("The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
     };
     let spec = range.trim().strip_prefix("bytes=").ok_or_else(invalid)?;
     let (a, b) = spec.split_once('-').ok_or_else(invalid)?;
@@ -260,7 +257,7 @@ fn parse_copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
         return Err(invalid());
     }
     if last >= size {
-        return Err(s3_error!(InvalidRange, "The requested range is not satisfiable"));
+        return Err(errors::invalid_range());
     }
     Ok((first, last + 1))
 }
@@ -276,7 +273,7 @@ pub async fn upload_part_copy(
     check_part_number(input.part_number)?;
     let upload = match s.store.meta.upload(&input.upload_id) {
         Ok(Some(u)) if u.bucket == input.bucket && u.key == input.key => u,
-        Ok(_) => return Err(s3_error!(NoSuchUpload, "The specified upload does not exist.")),
+        Ok(_) => return Err(errors::no_such_upload()),
         Err(e) => return Err(super::errors::store_error(e)),
     };
     // The part is sealed with the upload's data key (SSE-C uploads: the request repeats the key).

@@ -2,8 +2,9 @@
 //! `crate::cors`; `server.rs` answers preflights and decorates responses with them.
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
+use super::errors;
 use super::Strata;
 use crate::cors::{rules_from_dto, rules_to_dto};
 
@@ -24,10 +25,7 @@ pub async fn get(s: &Strata, req: S3Request<GetBucketCorsInput>) -> S3Result<S3R
         Some(rules) => Ok(S3Response::new(GetBucketCorsOutput {
             cors_rules: Some(rules_to_dto(&rules)),
         })),
-        None => Err(s3_error!(
-            NoSuchCORSConfiguration,
-            "The CORS configuration does not exist"
-        )),
+        None => Err(errors::no_such_cors_configuration()),
     }
 }
 

@@ -8,10 +8,11 @@
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use s3s::dto::*;
-use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use s3s::{S3Error, S3Request, S3Response, S3Result};
 
 use super::conditional::{self, Conditions, Kind};
 use super::encryption::{customer_key_headers, CustomerKeyHeaders};
+use super::errors;
 use super::{etag, read, Strata};
 use crate::derivative::{derivative_id, source_id, Derivative, DerivativeError};
 use crate::store::crypto::Key256;
@@ -23,37 +24,17 @@ use crate::util::ms_to_timestamp;
 /// Bytes read to recognise the source format.
 const SNIFF_BYTES: u64 = 64;
 
-fn custom(code: &'static str, status: http::StatusCode, message: String) -> S3Error {
-    let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
-    e.set_status_code(status);
-    e
-}
-
 pub fn transform_error(e: &TransformError) -> S3Error {
     match e {
         TransformError::InvalidArgument { param, message } => {
-            s3_error!(InvalidArgument, "Invalid transform parameter {param}: {message}")
+            errors::invalid_argument(format!("Invalid transform parameter {param}: {message}"))
         }
-        TransformError::UnsupportedSource(m) => custom(
-            "UnsupportedMediaType",
-            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("The object is not an image this server can transform: {m}"),
-        ),
-        TransformError::TooLarge(m) => custom(
-            "ImageTooLarge",
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-            format!("The image exceeds a transform limit: {m}"),
-        ),
-        TransformError::Corrupt(m) => custom(
-            "InvalidImage",
-            http::StatusCode::UNPROCESSABLE_ENTITY,
-            format!("The image could not be decoded: {m}"),
-        ),
-        TransformError::Timeout => custom(
-            "SlowDown",
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "The transform took too long; please retry later.".to_string(),
-        ),
+        TransformError::UnsupportedSource(m) => {
+            errors::unsupported_media_type(format!("The object is not an image this server can transform: {m}"))
+        }
+        TransformError::TooLarge(m) => errors::image_too_large(format!("The image exceeds a transform limit: {m}")),
+        TransformError::Corrupt(m) => errors::invalid_image(format!("The image could not be decoded: {m}")),
+        TransformError::Timeout => errors::slow_down("The transform took too long; please retry later."),
         TransformError::Internal(m) => super::errors::internal("transform", m),
     }
 }
@@ -61,11 +42,7 @@ pub fn transform_error(e: &TransformError) -> S3Error {
 fn derivative_error(e: DerivativeError) -> S3Error {
     match e {
         DerivativeError::Transform(t) => transform_error(&t),
-        DerivativeError::Busy => custom(
-            "SlowDown",
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "Too many transforms are queued; please reduce your request rate.".to_string(),
-        ),
+        DerivativeError::Busy => errors::slow_down("Too many transforms are queued; please reduce your request rate."),
         DerivativeError::SourceCorrupt => super::errors::stored_data_corrupt(),
         DerivativeError::Source(m) | DerivativeError::Internal(m) => super::errors::internal("derivative", m),
     }
@@ -129,9 +106,8 @@ async fn serve(
     request_id: Option<&str>,
 ) -> S3Result<Served> {
     if has_range {
-        return Err(s3_error!(
-            InvalidArgument,
-            "Range and partNumber cannot be combined with transform parameters"
+        return Err(errors::invalid_argument(
+            "Range and partNumber cannot be combined with transform parameters",
         ));
     }
     let rec = s.object_at(bucket, key, version_id)?;
@@ -171,9 +147,8 @@ async fn serve(
             .and_then(|b| b.anonymous_presets.as_ref())
         {
             if !presets.iter().any(|p| p == &canonical) {
-                return Err(s3_error!(
-                    AccessDenied,
-                    "This transform is not one of the bucket's allowed presets"
+                return Err(errors::access_denied_because(
+                    "This transform is not one of the bucket's allowed presets",
                 ));
             }
         }

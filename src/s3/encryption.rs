@@ -7,9 +7,10 @@
 use base64::Engine;
 use md5::{Digest, Md5};
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 use sha2::Sha256;
 
+use super::errors;
 use super::Strata;
 use crate::store::crypto::{random_bytes, Key256};
 use crate::store::keyring::KeyringError;
@@ -79,17 +80,10 @@ fn b64() -> base64::engine::GeneralPurpose {
 
 fn keyring_error(e: KeyringError) -> s3s::S3Error {
     match e {
-        KeyringError::UnknownKmsKey(name) => {
-            let mut err = s3s::S3Error::with_message(
-                s3s::S3ErrorCode::Custom("KMS.NotFoundException".into()),
-                format!("Invalid keyId {name}"),
-            );
-            err.set_status_code(http::StatusCode::BAD_REQUEST);
-            err
-        }
+        KeyringError::UnknownKmsKey(name) => errors::kms_not_found(format!("Invalid keyId {name}")),
         other => {
             tracing::error!(error = %other, "keyring failure");
-            s3_error!(InternalError, "We encountered an internal error. Please try again.")
+            errors::internal_error()
         }
     }
 }
@@ -97,36 +91,25 @@ fn keyring_error(e: KeyringError) -> s3s::S3Error {
 fn parse_customer_key(h: CustomerKeyHeaders<'_>, secure: bool) -> S3Result<Option<CustomerKey>> {
     let (Some(alg), Some(key), Some(md5)) = (h.algorithm, h.key, h.key_md5) else {
         if h.algorithm.is_some() || h.key.is_some() || h.key_md5.is_some() {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Requests specifying Server Side Encryption with Customer provided keys must provide the algorithm, the key and its MD5."
-            ));
+            return Err(errors::invalid_argument("Requests specifying Server Side Encryption with Customer provided keys must provide the algorithm, the key and its MD5."));
         }
         return Ok(None);
     };
     if !secure {
-        return Err(s3_error!(
-            InvalidRequest,
-            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."
-        ));
+        return Err(errors::invalid_request("Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."));
     }
     if alg != "AES256" {
-        return Err(s3_error!(
-            InvalidEncryptionAlgorithmError,
-            "The encryption request you specified is not valid. The valid value is AES256."
-        ));
+        return Err(errors::invalid_encryption_algorithm());
     }
-    let raw = b64().decode(key).ok().filter(|k| k.len() == 32).ok_or_else(|| {
-        s3_error!(
-            InvalidArgument,
-            "The secret key was invalid for the specified algorithm."
-        )
-    })?;
+    let raw = b64()
+        .decode(key)
+        .ok()
+        .filter(|k| k.len() == 32)
+        .ok_or_else(|| errors::invalid_argument("The secret key was invalid for the specified algorithm."))?;
     let digest = b64().encode(Md5::digest(&raw));
     if digest != md5 {
-        return Err(s3_error!(
-            InvalidArgument,
-            "The calculated MD5 hash of the key did not match the hash that was provided."
+        return Err(errors::invalid_argument(
+            "The calculated MD5 hash of the key did not match the hash that was provided.",
         ));
     }
     let mut k = [0u8; 32];
@@ -164,10 +147,7 @@ impl Strata {
         let customer = parse_customer_key(req.customer, secure)?;
         let wanted = req.server_side_encryption.map(|s| s.as_str().to_string());
         if customer.is_some() && wanted.is_some() {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Server Side Encryption with Customer provided key is incompatible with the encryption method specified"
-            ));
+            return Err(errors::invalid_argument("Server Side Encryption with Customer provided key is incompatible with the encryption method specified"));
         }
         let data_key = Key256::random().map_err(|e| super::errors::internal("random", e))?;
         if let Some(c) = customer {
@@ -189,10 +169,9 @@ impl Strata {
                 key_id: req.kms_key_id.map(str::to_string),
             }),
             Some(other) => {
-                return Err(s3_error!(
-                    InvalidArgument,
+                return Err(errors::invalid_argument(format!(
                     "The encryption method specified is not supported: {other}"
-                ))
+                )))
             }
             None => bucket.encryption.clone(),
         };
@@ -208,9 +187,8 @@ impl Strata {
             }
             Some(DefaultEncryption::Kms { key_id }) => {
                 let name = key_id.or_else(|| self.default_kms_key_id.clone()).ok_or_else(|| {
-                    s3_error!(
-                        InvalidArgument,
-                        "aws:kms needs x-amz-server-side-encryption-aws-kms-key-id (no default KMS key is configured)"
+                    errors::invalid_argument(
+                        "aws:kms needs x-amz-server-side-encryption-aws-kms-key-id (no default KMS key is configured)",
                     )
                 })?;
                 let name = kms_key_name(&name).to_string();
@@ -237,9 +215,8 @@ impl Strata {
         let given = parse_customer_key(customer, secure)?;
         let is_customer_keyed = enc.is_some_and(|e| matches!(e.kind, SseKind::Customer { .. }));
         if given.is_some() && !is_customer_keyed {
-            return Err(s3_error!(
-                InvalidRequest,
-                "The encryption parameters are not applicable to this object."
+            return Err(errors::invalid_request(
+                "The encryption parameters are not applicable to this object.",
             ));
         }
         let Some(enc) = enc else {
@@ -261,15 +238,11 @@ impl Strata {
                 salt, key_hash: stored, ..
             } => {
                 let Some(c) = given else {
-                    return Err(s3_error!(
-                        InvalidRequest,
-                        "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."
-                    ));
+                    return Err(errors::invalid_request("The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."));
                 };
                 if key_hash(salt, &c.key) != *stored {
-                    return Err(s3_error!(
-                        AccessDenied,
-                        "The provided customer key does not match the key the object was encrypted with."
+                    return Err(errors::access_denied_because(
+                        "The provided customer key does not match the key the object was encrypted with.",
                     ));
                 }
                 c.key.unwrap_key(&enc.wrapped_key)
@@ -324,12 +297,7 @@ pub async fn put_bucket(
         .rules
         .first()
         .and_then(|r| r.apply_server_side_encryption_by_default.clone())
-        .ok_or_else(|| {
-            s3_error!(
-                MalformedXML,
-                "The XML you provided was not well-formed or did not validate against our published schema"
-            )
-        })?;
+        .ok_or_else(errors::malformed_xml)?;
     let default = match rule.sse_algorithm.as_str() {
         "AES256" => DefaultEncryption::S3,
         "aws:kms" | "aws:kms:dsse" => {
@@ -340,10 +308,9 @@ pub async fn put_bucket(
             DefaultEncryption::Kms { key_id }
         }
         other => {
-            return Err(s3_error!(
-                InvalidArgument,
+            return Err(errors::invalid_argument(format!(
                 "The encryption method specified is not supported: {other}"
-            ))
+            )))
         }
     };
     s.update_bucket(&input.bucket, |b| {
@@ -360,12 +327,7 @@ pub async fn get_bucket(
 ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
     let bucket = s.bucket(&req.input.bucket)?;
     let Some(default) = bucket.encryption else {
-        let mut e = s3s::S3Error::with_message(
-            s3s::S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
-            "The server side encryption configuration was not found",
-        );
-        e.set_status_code(http::StatusCode::NOT_FOUND);
-        return Err(e);
+        return Err(errors::server_side_encryption_configuration_not_found());
     };
     let (alg, key) = match default {
         DefaultEncryption::S3 => (ServerSideEncryption::AES256, None),

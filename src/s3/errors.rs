@@ -1,6 +1,10 @@
-//! Mapping of internal failures to S3 errors. Internal details are logged, not sent.
+//! Mapping of internal failures to S3 errors. Internal details are logged, not sent. The
+//! errors themselves are built by the named constructors of [`crate::util::errors`],
+//! re-exported here so handlers write `errors::no_such_key()`.
 
-use s3s::{s3_error, S3Error, S3ErrorCode};
+use s3s::S3Error;
+
+pub use crate::util::errors::*;
 
 use crate::store::blob::IngestError;
 use crate::store::StoreError;
@@ -8,44 +12,25 @@ use crate::store::StoreError;
 pub fn store_error(e: StoreError) -> S3Error {
     if e.is_out_of_space() {
         tracing::error!(error = %e, "volume is full");
-        let mut err = S3Error::with_message(
-            S3ErrorCode::Custom("InsufficientStorage".into()),
-            "The server has no space left to store this request; retry later.",
-        );
-        err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
-        return err;
+        return insufficient_storage();
     }
     tracing::error!(error = %e, "storage failure");
-    s3_error!(InternalError, "We encountered an internal error. Please try again.")
+    internal_error()
 }
 
 pub fn ingest_error(e: IngestError) -> S3Error {
     match e {
-        IngestError::Stalled => s3_error!(
-            RequestTimeout,
-            "Your socket connection to the server was not read from or written to within the timeout period."
-        ),
-        IngestError::TooLarge => s3_error!(
-            EntityTooLarge,
-            "Your proposed upload exceeds the maximum allowed object size."
-        ),
+        IngestError::Stalled => request_timeout(),
+        IngestError::TooLarge => entity_too_large(),
         IngestError::Body(msg) => {
             tracing::warn!(error = %msg, "request body failed");
             // s3s's body-verification error types are private; their messages name the variant.
             if msg.contains("Sha256Mismatch") {
-                let mut err = S3Error::with_message(
-                    S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
-                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
-                );
-                err.set_status_code(http::StatusCode::BAD_REQUEST);
-                err
+                x_amz_content_sha256_mismatch()
             } else if msg.contains("SignatureMismatch") {
-                s3_error!(
-                    SignatureDoesNotMatch,
-                    "The chunk signature does not match what was computed."
-                )
+                signature_does_not_match("The chunk signature does not match what was computed.")
             } else {
-                s3_error!(IncompleteBody, "The request body terminated unexpectedly: {msg}")
+                incomplete_body(format!("The request body terminated unexpectedly: {msg}"))
             }
         }
         IngestError::Store(e) => store_error(e),
@@ -54,7 +39,7 @@ pub fn ingest_error(e: IngestError) -> S3Error {
 
 pub fn internal(what: &str, e: impl std::fmt::Display) -> S3Error {
     tracing::error!(error = %e, "{what}");
-    s3_error!(InternalError, "We encountered an internal error. Please try again.")
+    internal_error()
 }
 
 /// The id `server.rs` gives each request (its `x-amz-request-id`), in the request extensions so
@@ -78,5 +63,5 @@ pub fn with_request_id(mut e: S3Error, id: Option<&str>) -> S3Error {
 /// Stored bytes failed their checksum before anything was sent (or copied): S3's
 /// `500 InternalError`. Not logged here: `store::bitrot::report` wrote the one line.
 pub fn stored_data_corrupt() -> S3Error {
-    s3_error!(InternalError, "We encountered an internal error. Please try again.")
+    internal_error()
 }

@@ -2,8 +2,9 @@
 //! validation and evaluation live in `crate::lifecycle`; the worker applies them.
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
+use super::errors;
 use super::Strata;
 use crate::lifecycle::rules;
 
@@ -13,7 +14,7 @@ pub async fn put(
 ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
     let input = req.input;
     let Some(cfg) = input.lifecycle_configuration.as_ref() else {
-        return Err(s3_error!(MalformedXML, "The lifecycle configuration is missing"));
+        return Err(errors::malformed_xml_because("The lifecycle configuration is missing"));
     };
     let config = rules::from_dto(cfg)?;
     s.update_bucket(&input.bucket, |b| {
@@ -34,10 +35,7 @@ pub async fn get(
             rules: Some(rules::to_dto(&cfg)),
             ..Default::default()
         })),
-        None => Err(s3_error!(
-            NoSuchLifecycleConfiguration,
-            "The lifecycle configuration does not exist"
-        )),
+        None => Err(errors::no_such_lifecycle_configuration()),
     }
 }
 

@@ -10,8 +10,9 @@ use std::ops::Bound;
 use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
+use super::errors;
 use super::errors::store_error;
 use super::{etag, Strata};
 use crate::store::records::ObjectRecord;
@@ -138,12 +139,7 @@ pub(super) fn encoder(encoding: Option<&EncodingType>) -> S3Result<impl Fn(Strin
     let url = match encoding.map(|e| e.as_str()) {
         None => false,
         Some(e) if e == EncodingType::URL => true,
-        Some(_) => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Invalid Encoding Method specified in Request"
-            ))
-        }
+        Some(_) => return Err(errors::invalid_argument("Invalid Encoding Method specified in Request")),
     };
     Ok(move |s: String| {
         if url {
@@ -157,7 +153,7 @@ pub(super) fn encoder(encoding: Option<&EncodingType>) -> S3Result<impl Fn(Strin
 pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         None => Ok(DEFAULT_MAX_KEYS as usize),
-        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be non-negative")),
+        Some(n) if n < 0 => Err(errors::invalid_argument("max-keys must be non-negative")),
         Some(n) => Ok(n.min(DEFAULT_MAX_KEYS) as usize),
     }
 }
@@ -202,7 +198,7 @@ fn decode_token(token: &str) -> S3Result<String> {
         .decode(token)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))
+        .ok_or_else(|| errors::invalid_argument("The continuation token provided is incorrect"))
 }
 
 pub async fn list_v2(s: &Strata, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
+use s3s::{S3Request, S3Response, S3Result, S3};
 
 use crate::auth::Authorizer;
 use crate::config::{Limits, TransformConfig};
@@ -79,19 +79,18 @@ pub const ANONYMOUS: &str = "anonymous";
 
 fn check_key(key: &str) -> S3Result<()> {
     if key.len() > MAX_KEY_BYTES {
-        return Err(s3_error!(KeyTooLongError, "Your key is too long"));
+        return Err(errors::key_too_long());
     }
     if key.is_empty() {
-        return Err(s3_error!(InvalidArgument, "Object key must not be empty"));
+        return Err(errors::invalid_argument("Object key must not be empty"));
     }
     // Listings are XML 1.0, which cannot carry these characters at all (not even escaped):
     // one such key would make its bucket unlistable for every client.
     let unrepresentable =
         |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}');
     if key.chars().any(unrepresentable) {
-        return Err(s3_error!(
-            InvalidArgument,
-            "Object key contains a control character that cannot be represented in XML"
+        return Err(errors::invalid_argument(
+            "Object key contains a control character that cannot be represented in XML",
         ));
     }
     Ok(())
@@ -101,7 +100,7 @@ impl Strata {
     fn bucket(&self, name: &str) -> S3Result<BucketRecord> {
         match self.store.meta.bucket(name) {
             Ok(Some(b)) => Ok(b),
-            Ok(None) => Err(s3_error!(NoSuchBucket, "The specified bucket does not exist")),
+            Ok(None) => Err(errors::no_such_bucket()),
             Err(e) => Err(store_error(e)),
         }
     }
@@ -114,7 +113,7 @@ impl Strata {
             None => self.store.meta.object(bucket, key),
             Some(v) => {
                 if v != NULL_VERSION && ObjectRecord::seq_of_version_id(v).is_none() {
-                    return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+                    return Err(errors::invalid_version_id());
                 }
                 self.store.meta.object_version(bucket, key, v)
             }
@@ -122,15 +121,8 @@ impl Strata {
         match found {
             Ok(Some(rec)) if rec.delete_marker => {
                 let mut e = match version_id {
-                    None => s3_error!(NoSuchKey, "The specified key does not exist."),
-                    Some(_) => {
-                        let mut e = s3_error!(
-                            MethodNotAllowed,
-                            "The specified method is not allowed against this resource."
-                        );
-                        e.set_status_code(http::StatusCode::METHOD_NOT_ALLOWED);
-                        e
-                    }
+                    None => errors::no_such_key(),
+                    Some(_) => errors::method_not_allowed(),
                 };
                 e.set_headers(delete_marker_headers(&rec));
                 Err(e)
@@ -139,8 +131,8 @@ impl Strata {
             Ok(None) => {
                 self.bucket(bucket)?;
                 Err(match version_id {
-                    None => s3_error!(NoSuchKey, "The specified key does not exist."),
-                    Some(_) => s3_error!(NoSuchVersion, "The specified version does not exist."),
+                    None => errors::no_such_key(),
+                    Some(_) => errors::no_such_version(),
                 })
             }
             Err(e) => Err(store_error(e)),
@@ -155,7 +147,7 @@ impl Strata {
     ) -> S3Result<BucketRecord> {
         let updated = match self.store.meta.update_bucket(name, change) {
             Ok(Some(b)) => b,
-            Ok(None) => return Err(s3_error!(NoSuchBucket, "The specified bucket does not exist")),
+            Ok(None) => return Err(errors::no_such_bucket()),
             Err(Rejected::Condition(e)) => return Err(e),
             Err(Rejected::Store(e)) => return Err(store_error(e)),
         };
@@ -183,11 +175,10 @@ impl Strata {
         let m: BTreeMap<String, String> = m.unwrap_or_default().into_iter().collect();
         let total: usize = m.iter().map(|(k, v)| k.len() + v.len()).sum();
         if total > self.limits.max_user_metadata_bytes {
-            return Err(s3_error!(
-                MetadataTooLarge,
+            return Err(errors::metadata_too_large(format!(
                 "Your metadata headers exceed the maximum allowed metadata size ({} bytes)",
                 self.limits.max_user_metadata_bytes
-            ));
+            )));
         }
         Ok(m)
     }

@@ -6,10 +6,11 @@
 
 use md5::{Digest, Md5};
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
 use super::checksum::{self, Claimed};
 use super::encryption::{connection_is_secure, customer_key_headers, report, sse_request};
+use super::errors;
 use super::errors::store_error;
 use super::{caller, check_key, etag, object_headers, Strata};
 use crate::store::blob::{Ingested, IngestedBody};
@@ -25,10 +26,7 @@ const DEFAULT_MAX_PARTS: i32 = 1000;
 const DEFAULT_MAX_UPLOADS: i32 = 1000;
 
 fn no_such_upload() -> s3s::S3Error {
-    s3_error!(
-        NoSuchUpload,
-        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
-    )
+    errors::no_such_upload()
 }
 
 /// The upload, checked to belong to bucket/key.
@@ -145,9 +143,8 @@ pub(super) async fn record_part(s: &Strata, upload_id: &str, number: i32, part: 
 
 pub fn check_part_number(n: i32) -> S3Result<()> {
     if !(1..=MAX_PART_NUMBER).contains(&n) {
-        return Err(s3_error!(
-            InvalidArgument,
-            "Part number must be an integer between 1 and 10000, inclusive"
+        return Err(errors::invalid_argument(
+            "Part number must be an integer between 1 and 10000, inclusive",
         ));
     }
     Ok(())
@@ -161,10 +158,7 @@ pub async fn upload_part(s: &Strata, req: S3Request<UploadPartInput>) -> S3Resul
     // Parts are sealed with the upload's data key (SSE-C: each part request repeats the key).
     let part_key = s.data_key_for_read(up.encryption.as_ref(), customer_key_headers!(input), secure)?;
     if input.content_length.unwrap_or(0) as u64 > s.limits.max_object_size {
-        return Err(s3_error!(
-            EntityTooLarge,
-            "Your proposed upload exceeds the maximum allowed object size."
-        ));
+        return Err(errors::entity_too_large());
     }
     let claimed = Claimed {
         algorithm: input.checksum_algorithm.map(|a| a.as_str().to_string()),
@@ -231,7 +225,7 @@ pub async fn complete(
     let up = upload(s, &input.bucket, &input.key, &input.upload_id)?;
     let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     if requested.is_empty() {
-        return Err(s3_error!(MalformedXML, "You must specify at least one part"));
+        return Err(errors::malformed_xml_because("You must specify at least one part"));
     }
     let stored: std::collections::BTreeMap<u32, PartRecord> = s
         .store
@@ -246,19 +240,13 @@ pub async fn complete(
     for p in &requested {
         let n = p
             .part_number
-            .ok_or_else(|| s3_error!(InvalidPart, "A part number is missing"))?;
+            .ok_or_else(|| errors::invalid_part("A part number is missing"))?;
         if n <= last_number {
-            return Err(s3_error!(
-                InvalidPartOrder,
-                "The list of parts was not in ascending order. Parts must be ordered by part number."
-            ));
+            return Err(errors::invalid_part_order());
         }
         last_number = n;
         let invalid = || {
-            s3_error!(
-                InvalidPart,
-                "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
-            )
+            errors::invalid_part("One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.")
         };
         let part = stored.get(&(n as u32)).ok_or_else(invalid)?;
         if let Some(e) = &p.e_tag {
@@ -277,19 +265,15 @@ pub async fn complete(
             .iter()
             .any(|(claimed, have)| claimed.is_some() && *claimed != *have)
         {
-            return Err(s3_error!(
-                InvalidPart,
+            return Err(errors::invalid_part(format!(
                 "The checksum of part {n} does not match the uploaded part"
-            ));
+            )));
         }
         chosen.push(part);
     }
     if let Some((_, all_but_last)) = chosen.split_last() {
         if all_but_last.iter().any(|p| p.blob.size < MIN_PART_SIZE) {
-            return Err(s3_error!(
-                EntityTooSmall,
-                "Your proposed upload is smaller than the minimum allowed object size."
-            ));
+            return Err(errors::entity_too_small());
         }
     }
 
@@ -310,9 +294,8 @@ pub async fn complete(
     for (claimed, have) in claims {
         if let (Some(c), Some(h)) = (claimed, have) {
             if c != h {
-                return Err(s3_error!(
-                    BadDigest,
-                    "The checksum you specified did not match the calculated checksum of the object."
+                return Err(errors::bad_digest(
+                    "The checksum you specified did not match the calculated checksum of the object.",
                 ));
             }
         }

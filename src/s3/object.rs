@@ -3,11 +3,12 @@
 
 use bytes::Bytes;
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
 use super::checksum::{self, Claimed};
 use super::conditional::{self, Conditions, Kind};
 use super::encryption::{connection_is_secure, customer_key_headers, report, sse_request};
+use super::errors;
 use super::errors::{ingest_error, store_error};
 use super::{caller, caller_or_anonymous, check_key, etag, object_headers, reported_version, Strata};
 use crate::store::blob::{Ingested, IngestedBody};
@@ -115,9 +116,8 @@ pub(super) async fn ingest_verified(
     let verified = (|| {
         if let Some(len) = content_length {
             if len as u64 != ingested.size {
-                return Err(s3_error!(
-                    IncompleteBody,
-                    "You did not provide the number of bytes specified by the Content-Length HTTP header."
+                return Err(errors::incomplete_body(
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header.",
                 ));
             }
         }
@@ -144,10 +144,7 @@ pub async fn put(s: &Strata, req: S3Request<PutObjectInput>) -> S3Result<S3Respo
     let user_metadata = s.user_metadata(input.metadata)?;
     let storage_class = super::storage_class::requested(input.storage_class.as_ref())?;
     if input.content_length.unwrap_or(0) as u64 > s.limits.max_object_size {
-        return Err(s3_error!(
-            EntityTooLarge,
-            "Your proposed upload exceeds the maximum allowed object size."
-        ));
+        return Err(errors::entity_too_large());
     }
     let headers = object_headers(
         input.content_type,
@@ -274,19 +271,13 @@ impl Selection {
 pub(super) fn select(rec: &ObjectRecord, part_number: Option<i32>, range: Option<&Range>) -> S3Result<Selection> {
     if let Some(n) = part_number {
         if range.is_some() {
-            return Err(s3_error!(
-                InvalidRequest,
-                "Cannot specify both Range header and partNumber query parameter"
+            return Err(errors::invalid_request(
+                "Cannot specify both Range header and partNumber query parameter",
             ));
         }
         let count = rec.parts_count.unwrap_or(1);
         if n < 1 || n as u32 > count {
-            let mut e = s3s::S3Error::with_message(
-                s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
-                "The requested partnumber is not satisfiable",
-            );
-            e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
-            return Err(e);
+            return Err(errors::invalid_part_number());
         }
         let (start, end) = match rec.parts_count {
             None => (0, rec.size),
@@ -315,9 +306,7 @@ pub(super) fn select(rec: &ObjectRecord, part_number: Option<i32>, range: Option
             parts_count: rec.parts_count.map(|c| c as i32),
         }),
         Some(r) => {
-            let r = r
-                .check(rec.size)
-                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            let r = r.check(rec.size).map_err(|_| errors::invalid_range())?;
             Ok(Selection {
                 start: r.start,
                 end: r.end,
@@ -547,7 +536,7 @@ fn delete_one(
 ) -> S3Result<Deleted> {
     if let Some(v) = version_id {
         if v != NULL_VERSION && ObjectRecord::seq_of_version_id(v).is_none() {
-            return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+            return Err(errors::invalid_version_id());
         }
         let removed = s.store.meta.delete_version(bucket_name, key, v).map_err(store_error)?;
         return Ok(match removed {
@@ -622,10 +611,7 @@ pub async fn delete_many(s: &Strata, req: S3Request<DeleteObjectsInput>) -> S3Re
     let bucket = s.bucket(&input.bucket)?;
     let objects = input.delete.objects;
     if objects.len() > MAX_DELETE_KEYS {
-        return Err(s3_error!(
-            MalformedXML,
-            "The XML you provided was not well-formed or did not validate against our published schema"
-        ));
+        return Err(errors::malformed_xml());
     }
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();

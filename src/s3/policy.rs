@@ -2,23 +2,19 @@
 //! validated (`auth::policy`) before it is stored, and stored as the owner sent it.
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
+use super::errors;
 use super::Strata;
 use crate::auth::policy::Policy;
 
 pub async fn put(s: &Strata, req: S3Request<PutBucketPolicyInput>) -> S3Result<S3Response<PutBucketPolicyOutput>> {
     let input = req.input;
     let bucket = s.bucket(&input.bucket)?;
-    let policy = Policy::parse(input.policy.as_bytes(), &input.bucket).map_err(|msg| {
-        let mut e = s3s::S3Error::with_message(s3s::S3ErrorCode::MalformedPolicy, msg);
-        e.set_status_code(http::StatusCode::BAD_REQUEST);
-        e
-    })?;
+    let policy = Policy::parse(input.policy.as_bytes(), &input.bucket).map_err(errors::malformed_policy)?;
     if policy.is_public() && s.authz.public_access_block(&bucket).block_public_policy {
-        return Err(s3_error!(
-            AccessDenied,
-            "Access Denied: public policies are blocked by this bucket's Block Public Access settings"
+        return Err(errors::access_denied_because(
+            "Access Denied: public policies are blocked by this bucket's Block Public Access settings",
         ));
     }
     let text = input.policy;
@@ -34,7 +30,7 @@ pub async fn get(s: &Strata, req: S3Request<GetBucketPolicyInput>) -> S3Result<S
     let bucket = s.bucket(&req.input.bucket)?;
     match bucket.policy {
         Some(policy) => Ok(S3Response::new(GetBucketPolicyOutput { policy: Some(policy) })),
-        None => Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist")),
+        None => Err(errors::no_such_bucket_policy()),
     }
 }
 
@@ -56,7 +52,7 @@ pub async fn status(
 ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
     let bucket = s.bucket(&req.input.bucket)?;
     let Some(text) = bucket.policy else {
-        return Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"));
+        return Err(errors::no_such_bucket_policy());
     };
     let public = Policy::parse(text.as_bytes(), &req.input.bucket).is_ok_and(|p| p.is_public());
     Ok(S3Response::new(GetBucketPolicyStatusOutput {

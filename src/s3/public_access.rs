@@ -9,12 +9,7 @@ use super::Strata;
 use crate::store::records::PublicAccessBlock;
 
 fn no_configuration() -> s3s::S3Error {
-    let mut e = s3s::S3Error::with_message(
-        s3s::S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
-        "The public access block configuration was not found",
-    );
-    e.set_status_code(http::StatusCode::NOT_FOUND);
-    e
+    super::errors::no_such_public_access_block_configuration()
 }
 
 pub async fn put(

@@ -3,8 +3,9 @@
 //! RestoreObject. Where the bytes live is the store's business (`store::tiering`).
 
 use s3s::dto::{self, RestoreObjectInput, RestoreObjectOutput};
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
+use super::errors;
 use super::errors::store_error;
 use super::Strata;
 use crate::clock::{ceil_to_midnight, DAY_MS};
@@ -20,9 +21,8 @@ pub fn requested(class: Option<&dto::StorageClass>) -> S3Result<StorageClass> {
     match class {
         None => Ok(StorageClass::Standard),
         Some(c) => StorageClass::parse(c.as_str()).ok_or_else(|| {
-            s3_error!(
-                InvalidStorageClass,
-                "The storage class you specified is not valid: Strata keeps STANDARD, STANDARD_IA and GLACIER"
+            errors::invalid_storage_class(
+                "The storage class you specified is not valid: Strata keeps STANDARD, STANDARD_IA and GLACIER",
             )
         }),
     }
@@ -44,9 +44,8 @@ pub fn check_readable(rec: &ObjectRecord) -> S3Result<()> {
     if readable_at(rec, now_ms()) {
         Ok(())
     } else {
-        Err(s3_error!(
-            InvalidObjectState,
-            "The operation is not valid for the object's storage class"
+        Err(errors::invalid_object_state(
+            "The operation is not valid for the object's storage class",
         ))
     }
 }
@@ -76,24 +75,22 @@ pub async fn restore_object(
     let input = req.input;
     let rec = s.object_at(&input.bucket, &input.key, input.version_id.as_deref())?;
     if rec.storage_class != StorageClass::Glacier {
-        return Err(s3_error!(
-            InvalidObjectState,
-            "Restore is not allowed for the object's current storage class"
+        return Err(errors::invalid_object_state(
+            "Restore is not allowed for the object's current storage class",
         ));
     }
     let request = input.restore_request.unwrap_or_default();
     if request.type_.is_some() || request.select_parameters.is_some() || request.output_location.is_some() {
-        return Err(s3_error!(NotImplemented, "Only plain restores (Days) are supported"));
+        return Err(errors::not_implemented("Only plain restores (Days) are supported"));
     }
     let days = match request.days {
         Some(d) if (1..=MAX_RESTORE_DAYS).contains(&d) => d,
         Some(_) => {
-            return Err(s3_error!(
-                InvalidArgument,
+            return Err(errors::invalid_argument(format!(
                 "Days must be between 1 and {MAX_RESTORE_DAYS}"
-            ))
+            )))
         }
-        None => return Err(s3_error!(MalformedXML, "The restore request needs Days")),
+        None => return Err(errors::malformed_xml_because("The restore request needs Days")),
     };
     let now = now_ms();
     let already = readable_at(&rec, now);
@@ -110,7 +107,7 @@ pub async fn restore_object(
         })
         .map_err(store_error)?;
     if updated.is_none_or(|r| r.version_id != target) {
-        return Err(s3_error!(NoSuchKey, "The specified key does not exist."));
+        return Err(errors::no_such_key());
     }
     s.store.meta.durable().await.map_err(store_error)?;
     let mut resp = S3Response::new(RestoreObjectOutput::default());

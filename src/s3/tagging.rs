@@ -2,8 +2,9 @@
 //! and Put/Get/DeleteBucketTagging, with S3's limits on tag sets.
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
+use super::errors;
 use super::errors::store_error;
 use super::Strata;
 use crate::store::records::Tag as StoredTag;
@@ -17,17 +18,17 @@ const MAX_TAG_VALUE_CHARS: usize = 256;
 
 fn validate(tags: &[StoredTag], max: usize) -> S3Result<()> {
     if tags.len() > max {
-        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than {max}"));
+        return Err(errors::invalid_tag(format!("Object tags cannot be greater than {max}")));
     }
     for (i, t) in tags.iter().enumerate() {
         if t.key.is_empty() || t.key.chars().count() > MAX_TAG_KEY_CHARS {
-            return Err(s3_error!(InvalidTag, "The TagKey you have provided is invalid"));
+            return Err(errors::invalid_tag("The TagKey you have provided is invalid"));
         }
         if t.value.chars().count() > MAX_TAG_VALUE_CHARS {
-            return Err(s3_error!(InvalidTag, "The TagValue you have provided is invalid"));
+            return Err(errors::invalid_tag("The TagValue you have provided is invalid"));
         }
         if tags[..i].iter().any(|o| o.key == t.key) {
-            return Err(s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key"));
+            return Err(errors::invalid_tag("Cannot provide multiple Tags with the same key"));
         }
     }
     Ok(())
@@ -39,16 +40,13 @@ pub fn from_header(header: Option<&str>) -> S3Result<Vec<StoredTag>> {
         return Ok(Vec::new());
     };
     let decode = |s: &str| {
-        urlencoding::decode(&s.replace('+', " "))
-            .map(|c| c.into_owned())
-            .map_err(|_| s3_error!(InvalidArgument, "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."))
+        crate::util::query::decode_utf8(s).ok_or_else(|| errors::invalid_argument("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."))
     };
     let mut tags = Vec::new();
-    for pair in h.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    for p in crate::util::query::params(h) {
         tags.push(StoredTag {
-            key: decode(k)?,
-            value: decode(v)?,
+            key: decode(p.raw_name)?,
+            value: decode(p.raw_value)?,
         });
     }
     validate(&tags, MAX_OBJECT_TAGS)?;
@@ -93,7 +91,7 @@ async fn set_object_tags(
         .update_version(bucket, key, version_id, |r| r.tags = tags.clone())
         .map_err(store_error)?;
     let Some(rec) = updated else {
-        return Err(s3_error!(NoSuchKey, "The specified key does not exist."));
+        return Err(errors::no_such_key());
     };
     s.store.meta.durable().await.map_err(store_error)?;
     Ok(super::reported_version(&b, &rec))
@@ -152,7 +150,7 @@ pub async fn get_bucket(
     let b = s.bucket(&req.input.bucket)?;
     match b.tags {
         Some(tags) => Ok(S3Response::new(GetBucketTaggingOutput { tag_set: to_dto(&tags) })),
-        None => Err(s3_error!(NoSuchTagSet, "The TagSet does not exist")),
+        None => Err(errors::no_such_tag_set()),
     }
 }
 

@@ -2,8 +2,9 @@
 //! How writes and deletes treat versions lives in `store::versions`.
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
+use super::errors;
 use super::errors::store_error;
 use super::list::{encoder, max_keys, page, Entry, DEFAULT_MAX_KEYS};
 use super::{etag, Strata};
@@ -18,15 +19,10 @@ pub async fn put(
     let wanted = match input.versioning_configuration.status.as_ref().map(|st| st.as_str()) {
         Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
         Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
-        _ => {
-            return Err(s3_error!(
-                MalformedXML,
-                "The XML you provided was not well-formed or did not validate against our published schema"
-            ))
-        }
+        _ => return Err(errors::malformed_xml()),
     };
     if input.versioning_configuration.mfa_delete.is_some() {
-        return Err(s3_error!(NotImplemented, "MFA Delete is not supported"));
+        return Err(errors::not_implemented("MFA Delete is not supported"));
     }
     s.update_bucket(&input.bucket, |b| {
         b.versioning = Some(wanted);
@@ -93,7 +89,7 @@ pub async fn list(
             let all = versions_of(key)?;
             let pos = all.iter().position(|v| v.client_version_id() == vmarker.as_str());
             let Some(pos) = pos else {
-                return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+                return Err(errors::invalid_version_id());
             };
             for (i, v) in all.into_iter().enumerate().skip(pos + 1) {
                 if listed.len() == max {

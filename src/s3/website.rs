@@ -3,19 +3,17 @@
 //! website requests; `website_endpoint.rs` serves them).
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use s3s::{S3Error, S3Request, S3Response, S3Result};
 
+use super::errors;
 use super::Strata;
-use crate::website::{self as model, parse_status, Invalid, WebsiteConfig};
+use crate::website::{self as model, parse_status, Invalid, InvalidCode, WebsiteConfig};
 
 fn to_s3_error(e: Invalid) -> S3Error {
-    let code = match e.code {
-        "MalformedXML" => S3ErrorCode::MalformedXML,
-        _ => S3ErrorCode::InvalidArgument,
-    };
-    let mut err = S3Error::with_message(code, e.message);
-    err.set_status_code(http::StatusCode::BAD_REQUEST);
-    err
+    match e.code {
+        InvalidCode::MalformedXml => errors::malformed_xml_400(e.message),
+        InvalidCode::InvalidArgument => errors::invalid_argument_400(e.message),
+    }
 }
 
 /// The request's configuration in our model, validated (`max_rules`: the routing-rule bound).
@@ -107,10 +105,7 @@ pub async fn get(s: &Strata, req: S3Request<GetBucketWebsiteInput>) -> S3Result<
     let bucket = s.bucket(&req.input.bucket)?;
     match bucket.website {
         Some(config) => Ok(S3Response::new(to_dto(&config))),
-        None => Err(s3_error!(
-            NoSuchWebsiteConfiguration,
-            "The specified bucket does not have a website configuration"
-        )),
+        None => Err(errors::no_such_website_configuration()),
     }
 }
 

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use super::codec::AVIF_SUPPORTED;
 use super::error::TransformError;
+use crate::util::query::decode_strict as percent_decode;
 
 /// Largest accepted `w` / `h`, also after multiplying by `dpr`.
 pub const MAX_DIMENSION: u32 = 8192;
@@ -204,10 +205,8 @@ impl Spec {
 
 /// Whether the query names any transform parameter (otherwise the GET is a plain GetObject).
 pub fn is_transform_query(query: &str) -> bool {
-    query.split('&').any(|pair| {
-        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-        percent_decode(key).is_some_and(|k| TRANSFORM_PARAMS.contains(&k.as_str()))
-    })
+    crate::util::query::params(query)
+        .any(|p| percent_decode(p.raw_name).is_some_and(|k| TRANSFORM_PARAMS.contains(&k.as_str())))
 }
 
 fn is_s3_param(key: &str) -> bool {
@@ -236,8 +235,8 @@ pub fn parse_query(query: &str) -> Result<Option<RawSpec>, TransformError> {
     };
     let mut seen: Vec<String> = Vec::new();
     let mut dpr_seen = false;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    for p in crate::util::query::params(query) {
+        let (k, v) = (p.raw_name, p.raw_value);
         let key = percent_decode(k).ok_or_else(|| TransformError::invalid(k, "malformed percent-encoding in name"))?;
         if is_s3_param(&key) {
             continue;
@@ -407,39 +406,6 @@ fn parse_bool(param: &str, v: &str) -> Result<bool, TransformError> {
         "0" | "false" => Ok(false),
         _ => Err(TransformError::invalid(param, "expected true, false, 1 or 0")),
     }
-}
-
-/// Decodes `%XX` escapes (and `+` as a space, as forms do). `None` on a malformed escape or
-/// non-UTF-8 result.
-fn percent_decode(s: &str) -> Option<String> {
-    if !s.bytes().any(|b| b == b'%' || b == b'+') {
-        return Some(s.to_string());
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Fills in defaults once the output format is known (see [`super::resolve`]).

@@ -16,7 +16,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_s3::Client;
 use serde_json::{json, Value};
 
-use crate::common::*;
+use crate::fixtures::*;
 
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 
@@ -130,9 +130,7 @@ fn grants_of(grants: &[Grant]) -> Vec<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canonical_user_id_is_the_access_key() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "canon").await;
+    let (server, root, bucket) = TestServer::with_bucket("canon").await;
     put(&root, &bucket, "k", b"x".to_vec()).await;
 
     let acl = ok(
@@ -171,9 +169,7 @@ async fn canonical_user_id_is_the_access_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_and_foreign_callers_are_denied() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "deny").await;
+    let (server, root, bucket) = TestServer::with_bucket("deny").await;
     put(&root, &bucket, "private.txt", b"secret".to_vec()).await;
 
     let r = anon_get(&server, &bucket, "private.txt", &[]).await;
@@ -230,9 +226,7 @@ async fn anonymous_and_foreign_callers_are_denied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_public_access_is_on_by_default() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "pab").await;
+    let (server, root, bucket) = TestServer::with_bucket("pab").await;
 
     expect_error(
         root.get_public_access_block().bucket(&bucket).send().await,
@@ -391,9 +385,7 @@ async fn block_public_access_is_on_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_and_bucket_acl_grants() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "aclgrant").await;
+    let (server, root, bucket) = TestServer::with_bucket("aclgrant").await;
     put(&root, &bucket, "granted.txt", b"for bob".to_vec()).await;
     put(&root, &bucket, "private.txt", b"not for bob".to_vec()).await;
     let bob = server.create_key("bob");
@@ -551,9 +543,7 @@ async fn object_and_bucket_acl_grants() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bucket_policy_round_trip_and_validation() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "polrt").await;
+    let (server, root, bucket) = TestServer::with_bucket("polrt").await;
     put(&root, &bucket, "shared/x", b"shared".to_vec()).await;
     let bob = server.create_key("bob");
     let bc = server.client_with(&bob.access_key, &bob.secret_key);
@@ -661,9 +651,7 @@ async fn bucket_policy_round_trip_and_validation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_grants_a_principal_a_prefix() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "polprefix").await;
+    let (server, root, bucket) = TestServer::with_bucket("polprefix").await;
     put(&root, &bucket, "shared/x", b"shared".to_vec()).await;
     put(&root, &bucket, "private/x", b"private".to_vec()).await;
     let bob = server.create_key("bob");
@@ -721,9 +709,7 @@ async fn policy_grants_a_principal_a_prefix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_beats_allow_and_acl_grants() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "poldeny").await;
+    let (server, root, bucket) = TestServer::with_bucket("poldeny").await;
     put(&root, &bucket, "shared/x", b"shared".to_vec()).await;
     put(&root, &bucket, "shared/secret.txt", b"secret".to_vec()).await;
     let bob = server.create_key("bob");
@@ -786,8 +772,7 @@ async fn deny_beats_allow_and_acl_grants() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_applies_to_a_non_root_bucket_owner() {
-    let server = TestServer::start();
-    let root = server.client();
+    let (server, root) = TestServer::with_client();
     let bob = server.create_key("bob");
     let bc = server.client_with(&bob.access_key, &bob.secret_key);
     let bucket = new_bucket(&bc, "polowner").await;
@@ -828,8 +813,7 @@ async fn deny_applies_to_a_non_root_bucket_owner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_status_reports_public_policies() {
-    let server = TestServer::start();
-    let root = server.client();
+    let (server, root) = TestServer::with_client();
     let bob = server.create_key("bob");
     let bucket = new_bucket(&root, "polstatus").await;
     pab_off(&root, &bucket).await;
@@ -890,9 +874,7 @@ async fn policy_status_reports_public_policies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_ip_conditions() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "polip").await;
+    let (server, root, bucket) = TestServer::with_bucket("polip").await;
     pab_off(&root, &bucket).await;
     put(&root, &bucket, "k", b"by address".to_vec()).await;
     let bob = server.create_key("bob");
@@ -963,9 +945,7 @@ async fn source_ip_conditions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn referer_condition() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "polref").await;
+    let (server, root, bucket) = TestServer::with_bucket("polref").await;
     pab_off(&root, &bucket).await;
     put(&root, &bucket, "img.png", b"hotlink me".to_vec()).await;
     put_policy(
@@ -1008,8 +988,7 @@ async fn referer_condition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_transport_deny_over_plain_http() {
-    let server = TestServer::start();
-    let root = server.client();
+    let (server, root) = TestServer::with_client();
     let bob = server.create_key("bob");
     let bc = server.client_with(&bob.access_key, &bob.secret_key);
     let bucket = new_bucket(&bc, "polssl").await;
@@ -1064,9 +1043,7 @@ async fn fetch(presigned: &PresignedRequest) -> RawResponse {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presigned_urls_carry_their_signers_rights() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "presign").await;
+    let (server, root, bucket) = TestServer::with_bucket("presign").await;
     put(&root, &bucket, "private.txt", b"presigned body".to_vec()).await;
     let bob = server.create_key("bob");
     let bc = server.client_with(&bob.access_key, &bob.secret_key);
@@ -1120,14 +1097,14 @@ async fn anonymous_transforms_are_limited_to_the_bucket_presets() {
             .expect("a transform query");
         strata::transform::resolve(raw, None, strata::transform::SourceFormat::Jpeg).canonical()
     };
-    let server = TestServer::start_with(ServerOptions {
+    let (server, root) = TestServer::start_with(ServerOptions {
         config_toml: Some(format!(
             "[transform.buckets.{bucket}]\nanonymous_presets = [{}]\n",
             toml_string(&allowed)
         )),
         ..Default::default()
-    });
-    let root = server.client();
+    })
+    .and_client();
     ok(root.create_bucket().bucket(&bucket).send().await, "CreateBucket");
     pab_off(&root, &bucket).await;
     ok(

@@ -6,9 +6,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-
-use crate::common::*;
+use crate::fixtures::*;
 
 /// Runs `strata ARGS --endpoint E` expecting failure; returns stderr.
 fn strata_fails(args: &[&str]) -> String {
@@ -28,22 +26,6 @@ fn strata_fails(args: &[&str]) -> String {
 
 fn unique_name(tag: &str) -> String {
     unique_bucket(tag)
-}
-
-async fn enable_versioning(client: &aws_sdk_s3::Client, bucket: &str) {
-    ok(
-        client
-            .put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await,
-        "PutBucketVersioning",
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

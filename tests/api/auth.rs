@@ -5,13 +5,11 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 
-use crate::common::*;
+use crate::fixtures::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secret_is_signature_does_not_match() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "wrongsk").await;
+    let (server, root, bucket) = TestServer::with_bucket("wrongsk").await;
     let bad = server.client_with(ROOT_ACCESS_KEY, "not-the-right-secret-key-at-all-000000000");
     expect_error(bad.list_buckets().send().await, 403, "SignatureDoesNotMatch");
     expect_error(
@@ -37,9 +35,7 @@ async fn wrong_secret_is_signature_does_not_match() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_access_key_is_invalid_access_key_id() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "nokey").await;
+    let (server, _root, bucket) = TestServer::with_bucket("nokey").await;
     let stranger = server.client_with("AKIDONTEXIST00000000", "whatever-secret-key-0000000000000000000");
     expect_error(stranger.list_buckets().send().await, 403, "InvalidAccessKeyId");
     expect_error(
@@ -51,9 +47,7 @@ async fn unknown_access_key_is_invalid_access_key_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_requests_are_denied() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "anon").await;
+    let (server, client, bucket) = TestServer::with_bucket("anon").await;
     put(&client, &bucket, "secret.txt", b"private".to_vec()).await;
     let base = server.endpoint();
 
@@ -102,9 +96,7 @@ async fn fetch(presigned: &PresignedRequest, body: Vec<u8>) -> RawResponse {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presigned_get() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "preget").await;
+    let (_server, client, bucket) = TestServer::with_bucket("preget").await;
     let body = random_bytes(70_000, 4);
     put(&client, &bucket, "dir/file name+1.bin", body.clone()).await;
 
@@ -144,9 +136,7 @@ async fn presigned_get() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_presigned_url_is_denied() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "preexp").await;
+    let (_server, client, bucket) = TestServer::with_bucket("preexp").await;
     put(&client, &bucket, "k", b"expiring".to_vec()).await;
 
     // Signed an hour ago, valid for a minute.
@@ -208,9 +198,7 @@ async fn expired_presigned_url_is_denied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_presigned_url_is_denied() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "pretamp").await;
+    let (_server, client, bucket) = TestServer::with_bucket("pretamp").await;
     put(&client, &bucket, "allowed", b"yes".to_vec()).await;
     put(&client, &bucket, "forbidden", b"no".to_vec()).await;
     let presigned = client
@@ -272,9 +260,7 @@ async fn tampered_presigned_url_is_denied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presigned_put() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "preput").await;
+    let (_server, client, bucket) = TestServer::with_bucket("preput").await;
     let presigned = client
         .put_object()
         .bucket(&bucket)
@@ -319,9 +305,7 @@ async fn presigned_put() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_signed_requests() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "handsig").await;
+    let (server, client, bucket) = TestServer::with_bucket("handsig").await;
     put(&client, &bucket, "k", b"value".to_vec()).await;
 
     // The hand-signing helper itself is right: a correct signature works.
@@ -408,9 +392,7 @@ async fn hand_signed_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_skew_is_refused() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "skew").await;
+    let (server, client, bucket) = TestServer::with_bucket("skew").await;
     put(&client, &bucket, "k", b"value".to_vec()).await;
     let twenty_minutes = Duration::from_secs(20 * 60);
 

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, VersioningConfiguration};
+use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 use crate::multipart::{completed, create_upload, upload_part};
 
 /// A private directory for the master key file, a config naming it, and backup targets.
@@ -121,22 +121,6 @@ fn blob_files(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-async fn enable_versioning(client: &Client, bucket: &str) {
-    ok(
-        client
-            .put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await,
-        "PutBucketVersioning",
-    );
 }
 
 /// What a GET of one version returned.
@@ -362,8 +346,7 @@ fn start_churn(client: &Client, bucket: &str, stop: Arc<AtomicBool>) -> tokio::t
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn online_backup_under_writes_restores_everything_acknowledged() {
     let setup = Setup::new("");
-    let server = TestServer::start_with(setup.opts(&[]));
-    let client = server.client();
+    let (server, client) = TestServer::start_with(setup.opts(&[])).and_client();
     let fx = write_fixture(&server, &client).await;
     let mut before = Vec::new();
     for (b, k, v) in &fx.objects {
@@ -425,8 +408,7 @@ async fn online_backup_under_writes_restores_everything_acknowledged() {
         text(&out)
     );
 
-    let restored = TestServer::start_in(data, restored_setup.opts(&[]));
-    let rc = restored.client();
+    let (restored, rc) = TestServer::start_in(data, restored_setup.opts(&[])).and_client();
     for ((b, k, v), want) in fx.objects.iter().zip(&before) {
         assert_eq!(&seen(&rc, b, k, v.as_deref()).await, want, "{b}/{k} {v:?}");
     }
@@ -488,9 +470,9 @@ async fn online_backup_under_writes_restores_everything_acknowledged() {
 async fn blobs_deleted_during_a_backup_are_copied_then_freed() {
     let setup = Setup::new("[limits]\ndeleted_blob_grace_secs = 0\n");
     // 150 ms per copied blob: the deletes below land while the copy runs.
-    let server = TestServer::start_with(setup.opts(&[("STRATA_TEST_BACKUP_BLOB_DELAY_MS", "150")]));
-    let client = server.client();
-    let bucket = new_bucket(&client, "bk-del").await;
+    let (server, client, bucket) = TestServer::start_with(setup.opts(&[("STRATA_TEST_BACKUP_BLOB_DELAY_MS", "150")]))
+        .and_bucket("bk-del")
+        .await;
     let mut bodies = Vec::new();
     for i in 0..10u64 {
         let body = random_bytes(64 * 1024, 50 + i);
@@ -550,8 +532,7 @@ async fn blobs_deleted_during_a_backup_are_copied_then_freed() {
         .expect("tempdir");
     let out = restore(&to, data.path());
     assert!(out.status.success(), "restore failed: {}", text(&out));
-    let restored = TestServer::start_in(data, setup.opts(&[]));
-    let rc = restored.client();
+    let (_restored, rc) = TestServer::start_in(data, setup.opts(&[])).and_client();
     for (i, body) in bodies.iter().enumerate() {
         assert_eq!(&get_bytes(&rc, &bucket, &format!("obj-{i}")).await, body);
     }
@@ -560,9 +541,7 @@ async fn blobs_deleted_during_a_backup_are_copied_then_freed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_backup_copies_only_new_blobs_and_drops_unreferenced() {
     let setup = Setup::new("");
-    let mut server = TestServer::start_with(setup.opts(&[]));
-    let client = server.client();
-    let bucket = new_bucket(&client, "bk-inc").await;
+    let (mut server, client, bucket) = TestServer::start_with(setup.opts(&[])).and_bucket("bk-inc").await;
     for i in 0..3u64 {
         put(&client, &bucket, &format!("a-{i}"), random_bytes(30 * 1024, 70 + i)).await;
     }
@@ -625,9 +604,7 @@ async fn incremental_backup_copies_only_new_blobs_and_drops_unreferenced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals() {
     let setup = Setup::new("");
-    let server = TestServer::start_with(setup.opts(&[]));
-    let client = server.client();
-    let bucket = new_bucket(&client, "bk-ref").await;
+    let (server, client, bucket) = TestServer::start_with(setup.opts(&[])).and_bucket("bk-ref").await;
     put(&client, &bucket, "x", random_bytes(30 * 1024, 90)).await;
 
     let refused = |args: &[&str], needle: &str| {
@@ -724,9 +701,7 @@ fn copy_tree(from: &Path, to: &Path) {
 async fn rotten_blobs_are_neither_backed_up_nor_restored() {
     use std::os::unix::fs::FileExt;
     let setup = Setup::new("");
-    let server = TestServer::start_with(setup.opts(&[]));
-    let client = server.client();
-    let bucket = new_bucket(&client, "bk-rot").await;
+    let (server, client, bucket) = TestServer::start_with(setup.opts(&[])).and_bucket("bk-rot").await;
     put(&client, &bucket, "victim.bin", random_bytes(300 * 1024, 91)).await;
     let flip = |path: &Path| {
         let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();

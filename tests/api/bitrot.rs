@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 const SIZE: usize = 3 * MIB;
 const FLIP_AT: u64 = (SIZE / 2) as u64;
@@ -19,9 +19,7 @@ pub fn blob_file_len(data_len: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_byte_is_found_by_scrub_and_never_served() {
-    let mut server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "bitrot").await;
+    let (mut server, client, bucket) = TestServer::with_bucket("bitrot").await;
     let rotten = random_bytes(SIZE, 31);
     let healthy = random_bytes(2 * MIB + 5, 32);
     put(&client, &bucket, "rotten.bin", rotten.clone()).await;
@@ -171,14 +169,14 @@ async fn flipped_byte_is_found_by_scrub_and_never_served() {
 /// and reports progress in the `strata_scrub_*` metrics (and the bitrot counter).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_scrub_finds_rot_and_reports_progress() {
-    let server = TestServer::start_with(ServerOptions {
+    let (server, client, bucket) = TestServer::start_with(ServerOptions {
         config_toml: Some(
             "[scrub]\nbackground = true\nbytes_per_sec = 104857600\ninterval_secs = 1\nstartup_delay_secs = 0\n".into(),
         ),
         ..Default::default()
-    });
-    let client = server.client();
-    let bucket = new_bucket(&client, "bgscrub").await;
+    })
+    .and_bucket("bgscrub")
+    .await;
     let rotten = random_bytes(MIB + 3, 71);
     put(&client, &bucket, "rotten.bin", rotten.clone()).await;
     put(&client, &bucket, "fine.bin", random_bytes(200_000, 72)).await;

@@ -17,7 +17,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
 
 use crate::bitrot::blob_file_len;
-use crate::common::*;
+use crate::fixtures::*;
 
 const BLOCK: u64 = 64 * 1024;
 /// Bytes the first read of a GET covers (`store::blob::CHUNK`): 4 blocks.
@@ -543,9 +543,7 @@ fn key_dir_config() -> (tempfile::TempDir, ServerOptions) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flipped_byte_is_never_served_by_any_read() {
     let (_keys, opts) = key_dir_config();
-    let server = TestServer::start_with(opts);
-    let client = server.client();
-    let bucket = new_bucket(&client, "rot").await;
+    let (server, client, bucket) = TestServer::start_with(opts).and_bucket("rot").await;
     let data_dir = server.data_dir().to_path_buf();
 
     // A single-PUT object, plain.
@@ -679,12 +677,12 @@ fn image(name: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transforms_read_only_verified_originals_and_cache_hits_are_checked() {
-    let mut server = TestServer::start_with(ServerOptions {
+    let (mut server, client, bucket) = TestServer::start_with(ServerOptions {
         capture_stderr: true,
         ..Default::default()
-    });
-    let client = server.client();
-    let bucket = new_bucket(&client, "rotimg").await;
+    })
+    .and_bucket("rotimg")
+    .await;
     let rotten_photo = image("twowings-2560x1600.jpg");
     let photo = image("storm-1920x1280.jpg");
     put(&client, &bucket, "rotten.jpg", rotten_photo.clone()).await;

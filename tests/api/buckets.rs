@@ -1,12 +1,11 @@
 //! Bucket lifecycle: CreateBucket, HeadBucket, ListBuckets, GetBucketLocation, DeleteBucket and
 //! their errors (already owned / exists, not empty, no such bucket, invalid names).
 
-use crate::common::*;
+use crate::fixtures::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bucket_lifecycle() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = unique_bucket("life");
 
     let created = ok(client.create_bucket().bucket(&bucket).send().await, "CreateBucket");
@@ -59,8 +58,7 @@ async fn bucket_lifecycle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_buckets_is_sorted_and_complete() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let mut made = Vec::new();
     for tag in ["zeta", "alpha", "mid"] {
         made.push(new_bucket(&client, tag).await);
@@ -82,9 +80,7 @@ async fn list_buckets_is_sorted_and_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_by_same_owner_is_already_owned_by_you() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "owned").await;
+    let (_server, client, bucket) = TestServer::with_bucket("owned").await;
     expect_error(
         client.create_bucket().bucket(&bucket).send().await,
         409,
@@ -94,9 +90,7 @@ async fn recreate_by_same_owner_is_already_owned_by_you() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_of_other_owners_bucket_is_already_exists() {
-    let server = TestServer::start();
-    let root = server.client();
-    let bucket = new_bucket(&root, "taken").await;
+    let (server, root, bucket) = TestServer::with_bucket("taken").await;
     let key = server.create_key("bucket-squatter");
     let other = server.client_with(&key.access_key, &key.secret_key);
     expect_error(
@@ -116,9 +110,7 @@ async fn create_of_other_owners_bucket_is_already_exists() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_non_empty_bucket_fails() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "full").await;
+    let (_server, client, bucket) = TestServer::with_bucket("full").await;
     put(&client, &bucket, "some/object", b"x".to_vec()).await;
     expect_error(
         client.delete_bucket().bucket(&bucket).send().await,
@@ -144,8 +136,7 @@ async fn delete_non_empty_bucket_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_bucket_is_no_such_bucket() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = unique_bucket("nobody");
     expect_status(client.head_bucket().bucket(&bucket).send().await, 404);
     expect_error(client.delete_bucket().bucket(&bucket).send().await, 404, "NoSuchBucket");
@@ -184,8 +175,7 @@ async fn missing_bucket_is_no_such_bucket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_bucket_names_are_rejected() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let too_long = "a".repeat(64);
     let invalid = [
         "UPPER",

@@ -10,7 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 // ---------------------------------------------------------------------------------------------
 // Reference implementations
@@ -245,9 +245,7 @@ macro_rules! checksum_of {
 /// Puts `body` with `alg` twice, once in memory (checksum in a header) and once from a file
 /// (aws-chunked body with the checksum in a trailer), and checks what is stored and returned.
 async fn roundtrip(alg: Alg) {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "cksum").await;
+    let (_server, client, bucket) = TestServer::with_bucket("cksum").await;
     let body = random_bytes(200 * 1024 + 3, 77);
     let want = alg.of(&body);
 
@@ -384,9 +382,7 @@ const DIGEST_ERRORS: &[&str] = &["BadDigest", "XAmzContentChecksumMismatch"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_checksum_header_is_rejected() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "badck").await;
+    let (_server, client, bucket) = TestServer::with_bucket("badck").await;
     let body = b"these bytes do not have that crc".to_vec();
 
     expect_error_in(
@@ -450,9 +446,7 @@ async fn wrong_checksum_header_is_rejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_md5_is_verified() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "md5").await;
+    let (_server, client, bucket) = TestServer::with_bucket("md5").await;
     let body = random_bytes(50_000, 8);
 
     expect_error(
@@ -540,9 +534,7 @@ async fn content_md5_is_verified() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_payload_fails_content_sha256() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "sha").await;
+    let (server, client, bucket) = TestServer::with_bucket("sha").await;
     // Signed over one body (x-amz-content-sha256 is its hash); a different body of the same
     // length is sent.
     let response = SignedRequest::new("PUT", format!("/{bucket}/k"))
@@ -566,9 +558,7 @@ async fn tampered_payload_fails_content_sha256() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_with_checksums() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpck").await;
+    let (_server, client, bucket) = TestServer::with_bucket("mpck").await;
     let parts = [
         random_bytes(5 * MIB, 91),
         random_bytes(5 * MIB, 92),

@@ -4,7 +4,7 @@
 use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 const WRONG_ETAG: &str = "\"00000000000000000000000000000000\"";
 
@@ -25,9 +25,7 @@ fn shift(t: &DateTime, secs: i64) -> DateTime {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_if_match() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "ifmatch").await;
+    let (_server, client, bucket) = TestServer::with_bucket("ifmatch").await;
     let (etag, _) = setup(&client, &bucket).await;
 
     let got = ok(
@@ -89,9 +87,7 @@ async fn get_if_match() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_if_none_match() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "ifnone").await;
+    let (server, client, bucket) = TestServer::with_bucket("ifnone").await;
     let (etag, _) = setup(&client, &bucket).await;
 
     expect_status(
@@ -161,9 +157,7 @@ async fn get_if_none_match() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_if_modified_since() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "ifmod").await;
+    let (_server, client, bucket) = TestServer::with_bucket("ifmod").await;
     let (_, lm) = setup(&client, &bucket).await;
 
     // Not modified since its own Last-Modified. (A date in the future is invalid under
@@ -213,9 +207,7 @@ async fn get_if_modified_since() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_if_unmodified_since() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "ifunmod").await;
+    let (_server, client, bucket) = TestServer::with_bucket("ifunmod").await;
     let (_, lm) = setup(&client, &bucket).await;
 
     expect_error(
@@ -265,9 +257,7 @@ async fn get_if_unmodified_since() {
 async fn conditional_precedence() {
     // RFC 7232 §6 (and S3): If-Match wins over If-Unmodified-Since; If-None-Match over
     // If-Modified-Since.
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "ifprec").await;
+    let (_server, client, bucket) = TestServer::with_bucket("ifprec").await;
     let (etag, lm) = setup(&client, &bucket).await;
 
     ok(
@@ -308,9 +298,7 @@ async fn conditional_precedence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditional_on_missing_key() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "ifmissing").await;
+    let (_server, client, bucket) = TestServer::with_bucket("ifmissing").await;
     // No object: a missing key is reported as such, not as a failed precondition.
     expect_error(
         client
@@ -327,9 +315,7 @@ async fn conditional_on_missing_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_if_none_match_star() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "putinm").await;
+    let (_server, client, bucket) = TestServer::with_bucket("putinm").await;
 
     let first = ok(
         client
@@ -365,9 +351,7 @@ async fn put_if_none_match_star() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_if_none_match_star_race() {
     // Of several concurrent create-only PUTs exactly one wins.
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "putrace").await;
+    let (_server, client, bucket) = TestServer::with_bucket("putrace").await;
     let mut tasks = Vec::new();
     for i in 0..6u8 {
         let client = client.clone();
@@ -402,9 +386,7 @@ async fn put_if_none_match_star_race() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_if_match() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "putim").await;
+    let (_server, client, bucket) = TestServer::with_bucket("putim").await;
     let v1 = put(&client, &bucket, "doc", b"v1".to_vec()).await;
 
     let v2 = ok(

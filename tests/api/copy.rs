@@ -4,7 +4,7 @@
 use aws_sdk_s3::types::MetadataDirective;
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 /// The `x-amz-copy-source` value for `bucket/key`, with the key percent-encoded.
 fn source(bucket: &str, key: &str) -> String {
@@ -31,9 +31,7 @@ async fn put_with_meta(client: &Client, bucket: &str, key: &str, body: &[u8]) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_directive_keeps_metadata() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "copykeep").await;
+    let (_server, client, bucket) = TestServer::with_bucket("copykeep").await;
     let body = random_bytes(20_000, 1);
     let etag = put_with_meta(&client, &bucket, "src", &body).await;
 
@@ -86,9 +84,7 @@ async fn copy_directive_keeps_metadata() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_directive_replaces_metadata() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "copyrepl").await;
+    let (_server, client, bucket) = TestServer::with_bucket("copyrepl").await;
     put_with_meta(&client, &bucket, "src", b"payload").await;
     ok(
         client
@@ -130,9 +126,7 @@ async fn replace_directive_replaces_metadata() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_source_conditions() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "copycond").await;
+    let (_server, client, bucket) = TestServer::with_bucket("copycond").await;
     let etag = put(&client, &bucket, "src", b"conditional copy".to_vec()).await;
     let wrong = "\"11111111111111111111111111111111\"";
 
@@ -191,9 +185,7 @@ async fn copy_source_conditions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_onto_itself() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "copyself").await;
+    let (_server, client, bucket) = TestServer::with_bucket("copyself").await;
     put_with_meta(&client, &bucket, "self", b"same bytes").await;
 
     // Without changing anything S3 refuses the copy.
@@ -235,9 +227,7 @@ async fn copy_onto_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_across_buckets_with_odd_key() {
-    let server = TestServer::start();
-    let client = server.client();
-    let from = new_bucket(&client, "copyfrom").await;
+    let (_server, client, from) = TestServer::with_bucket("copyfrom").await;
     let to = new_bucket(&client, "copyto").await;
     let key = "dir/ünï cødé + more/😀.bin";
     let body = random_bytes(300_000, 5);
@@ -277,9 +267,7 @@ async fn copy_across_buckets_with_odd_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_of_missing_source() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "copymiss").await;
+    let (_server, client, bucket) = TestServer::with_bucket("copymiss").await;
     expect_error(
         client
             .copy_object()

@@ -11,7 +11,7 @@ use aws_sdk_s3::Client;
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 // ---------------------------------------------------------------------------------------------
 // CORS
@@ -88,9 +88,7 @@ fn items(r: &RawResponse, name: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_configuration_round_trip() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "corscfg").await;
+    let (_server, client, bucket) = TestServer::with_bucket("corscfg").await;
 
     expect_error(
         client.get_bucket_cors().bucket(&bucket).send().await,
@@ -143,9 +141,7 @@ async fn cors_configuration_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_preflight() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "corspre").await;
+    let (server, client, bucket) = TestServer::with_bucket("corspre").await;
     let bare = new_bucket(&client, "corsnone").await;
     put_cors(&client, &bucket, standard_rules()).await;
     let path = format!("/{bucket}/uploads/file.bin");
@@ -216,9 +212,7 @@ async fn cors_preflight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_headers_on_actual_and_error_responses() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "corsact").await;
+    let (server, client, bucket) = TestServer::with_bucket("corsact").await;
     put_cors(&client, &bucket, standard_rules()).await;
     let etag = put(&client, &bucket, "k", b"cross origin".to_vec()).await;
 
@@ -346,9 +340,7 @@ async fn tag_count(client: &Client, bucket: &str, key: &str) -> i32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_tagging() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "tags").await;
+    let (_server, client, bucket) = TestServer::with_bucket("tags").await;
 
     ok(
         client
@@ -455,9 +447,7 @@ async fn object_tagging() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tagging_a_specific_version() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "tagver").await;
+    let (_server, client, bucket) = TestServer::with_bucket("tagver").await;
     ok(
         client
             .put_bucket_versioning()
@@ -529,9 +519,7 @@ async fn tagging_a_specific_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bucket_tagging() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "btags").await;
+    let (_server, client, bucket) = TestServer::with_bucket("btags").await;
 
     expect_error(
         client.get_bucket_tagging().bucket(&bucket).send().await,
@@ -732,9 +720,7 @@ fn in_an_hour() -> SystemTime {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_object_form_upload() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "postform").await;
+    let (server, client, bucket) = TestServer::with_bucket("postform").await;
     let file = random_bytes(200_000, 77);
 
     let form = root_policy(in_an_hour(), upload_conditions(&bucket))
@@ -776,9 +762,7 @@ async fn post_object_form_upload() {
 
 /// A server with a fresh bucket of root's, for one refused POST.
 async fn refusal_fixture(tag: &str) -> (TestServer, Client, String) {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, tag).await;
+    let (server, client, bucket) = TestServer::with_bucket(tag).await;
     (server, client, bucket)
 }
 

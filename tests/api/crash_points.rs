@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 /// Blob points come before any metadata is written: the old state is the only right answer.
 const BLOB_POINTS: [&str; 5] = [
@@ -376,9 +376,7 @@ async fn complete_crash_at(point: &str) {
     let part2 = random_bytes(20_000, 11);
     let whole: Vec<u8> = [part1.as_slice(), part2.as_slice()].concat();
 
-    let mut server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpcrash").await;
+    let (mut server, client, bucket) = TestServer::with_bucket("mpcrash").await;
     put(&client, &bucket, "k", a.clone()).await;
     let upload = crate::multipart::create_upload(&client, &bucket, "k").await;
     let e1 = crate::multipart::upload_part(&client, &bucket, "k", &upload, 1, &part1).await;
@@ -490,9 +488,7 @@ async fn multipart_complete_crash_at_meta_durable() {
 async fn upload_part_crash_at_blob_published() {
     let part1 = random_bytes(5 * MIB, 12);
     let part2 = random_bytes(70_000, 13);
-    let mut server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "partcrash").await;
+    let (mut server, client, bucket) = TestServer::with_bucket("partcrash").await;
     let upload = crate::multipart::create_upload(&client, &bucket, "k").await;
     let e1 = crate::multipart::upload_part(&client, &bucket, "k", &upload, 1, &part1).await;
     drop(client);

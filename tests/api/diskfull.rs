@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 /// Unmounts the tmpfs (and removes its mount point) when dropped.
 struct Mount {
@@ -68,15 +68,15 @@ async fn full_volume_fails_cleanly_and_recovers() {
         .prefix("data-")
         .tempdir_in(mount.path())
         .expect("data dir on the tmpfs");
-    let server = TestServer::start_in(
+    let (server, client, bucket) = TestServer::start_in(
         data,
         ServerOptions {
             config_toml: Some("[limits]\ndeleted_blob_grace_secs = 1\n".into()),
             ..Default::default()
         },
-    );
-    let client = server.client();
-    let bucket = new_bucket(&client, "full").await;
+    )
+    .and_bucket("full")
+    .await;
 
     // Fill the volume with 4 MiB objects until a PUT fails.
     let mut stored: Vec<(String, u64)> = Vec::new();

@@ -24,7 +24,7 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 use crate::multipart::completed;
 
 /// Plaintext bytes per encrypted segment, and the tag each segment carries on disk.
@@ -423,9 +423,9 @@ fn marker_body(marker: &[u8], len: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_s3_round_trips_and_ranges_across_segment_boundaries() {
     let keys = Keys::new(None);
-    let server = TestServer::start_in(fresh_data_dir(), keys.opts());
-    let client = server.client();
-    let bucket = new_bucket(&client, "sse-s3").await;
+    let (server, client, bucket) = TestServer::start_in(fresh_data_dir(), keys.opts())
+        .and_bucket("sse-s3")
+        .await;
     let sizes = [0usize, 1, SEG - 1, SEG, SEG + 1, MIB + 3];
     let mut objects = Vec::new();
     for (i, &size) in sizes.iter().enumerate() {
@@ -545,9 +545,9 @@ async fn sse_s3_round_trips_and_ranges_across_segment_boundaries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_s3_multipart_ranges_across_part_boundaries_and_part_copy() {
     let keys = Keys::new(None);
-    let server = TestServer::start_in(fresh_data_dir(), keys.opts());
-    let client = server.client();
-    let bucket = new_bucket(&client, "sse-mpu").await;
+    let (_server, client, bucket) = TestServer::start_in(fresh_data_dir(), keys.opts())
+        .and_bucket("sse-mpu")
+        .await;
     let p1 = random_bytes(5 * MIB, 201);
     let p2 = random_bytes(5 * MIB + 7, 202);
     let p3 = random_bytes(1234, 203);
@@ -714,9 +714,9 @@ async fn sse_s3_multipart_ranges_across_part_boundaries_and_part_copy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_part_reports_the_uploads_encryption() {
     let keys = Keys::new(None);
-    let server = TestServer::start_in(fresh_data_dir(), keys.opts());
-    let client = server.client();
-    let bucket = new_bucket(&client, "sse-part").await;
+    let (_server, client, bucket) = TestServer::start_in(fresh_data_dir(), keys.opts())
+        .and_bucket("sse-part")
+        .await;
     let k = customer_key(7);
     for sse in [Sse::S3, Sse::C(&k)] {
         let id = ok(
@@ -764,9 +764,9 @@ async fn upload_part_reports_the_uploads_encryption() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bucket_default_encryption_applies_until_deleted() {
     let keys = Keys::new(None);
-    let server = TestServer::start_in(fresh_data_dir(), keys.opts());
-    let client = server.client();
-    let bucket = new_bucket(&client, "sse-default").await;
+    let (_server, client, bucket) = TestServer::start_in(fresh_data_dir(), keys.opts())
+        .and_bucket("sse-default")
+        .await;
 
     expect_error(
         client.get_bucket_encryption().bucket(&bucket).send().await,
@@ -877,9 +877,9 @@ async fn bucket_default_encryption_applies_until_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_c_round_trip_key_checks_copies_and_multipart() {
     let keys = Keys::new(None);
-    let server = TestServer::start_in(fresh_data_dir(), keys.opts());
-    let client = server.client();
-    let bucket = new_bucket(&client, "sse-c").await;
+    let (server, client, bucket) = TestServer::start_in(fresh_data_dir(), keys.opts())
+        .and_bucket("sse-c")
+        .await;
     let k1 = customer_key(41);
     let k2 = customer_key(42);
     let data = random_bytes(200_000, 401);
@@ -1254,9 +1254,9 @@ async fn sse_c_round_trip_key_checks_copies_and_multipart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_in_place_changes_the_encryption() {
     let keys = Keys::new(None);
-    let server = TestServer::start_in(fresh_data_dir(), keys.opts());
-    let client = server.client();
-    let bucket = new_bucket(&client, "sse-inplace").await;
+    let (_server, client, bucket) = TestServer::start_in(fresh_data_dir(), keys.opts())
+        .and_bucket("sse-inplace")
+        .await;
     let data = random_bytes(150_000, 451);
     let k = customer_key(45);
     put_sse(&client, &bucket, "doc", &data, Sse::Plain).await;
@@ -1335,9 +1335,7 @@ async fn sse_kms_named_keys_default_key_and_unknown_key() {
         dup.stdout
     );
 
-    let mut server = TestServer::start_in(data_dir, keys.opts());
-    let client = server.client();
-    let bucket = new_bucket(&client, "sse-kms").await;
+    let (mut server, client, bucket) = TestServer::start_in(data_dir, keys.opts()).and_bucket("sse-kms").await;
     let data = random_bytes(150_000, 501);
     let small = b"a small kms object".to_vec();
 
@@ -1459,16 +1457,16 @@ async fn nothing_reaches_the_disk_or_the_log_in_the_clear() {
     let keys = Keys::new(None);
     let data_dir = fresh_data_dir();
     keys.offline(data_dir.path(), &["kms", "create", "photos"]);
-    let mut server = TestServer::start_in(
+    let (mut server, client, bucket) = TestServer::start_in(
         data_dir,
         ServerOptions {
             rust_log: "debug,sled=warn,hyper=warn,hyper_util=warn,h2=warn,tower=warn".into(),
             capture_stderr: true,
             ..keys.opts()
         },
-    );
-    let client = server.client();
-    let bucket = new_bucket(&client, "clear").await;
+    )
+    .and_bucket("clear")
+    .await;
     let default_bucket = new_bucket(&client, "clear-default").await;
     put_bucket_default(&client, &default_bucket, ServerSideEncryption::Aes256, None).await;
     let kc = customer_key(61);
@@ -1662,9 +1660,9 @@ async fn tampered_encrypted_blob_is_never_served_and_scrub_names_it() {
     // 49 segments; the flipped byte lands in segment 24, far from segment 0.
     const SIZE: usize = 3 * MIB + 12_345;
     let keys = Keys::new(None);
-    let mut server = TestServer::start_in(fresh_data_dir(), keys.opts());
-    let client = server.client();
-    let bucket = new_bucket(&client, "tamper").await;
+    let (mut server, client, bucket) = TestServer::start_in(fresh_data_dir(), keys.opts())
+        .and_bucket("tamper")
+        .await;
     let data = random_bytes(SIZE, 701);
     let other = random_bytes(300_000, 702);
     put_sse(&client, &bucket, "victim.bin", &data, Sse::S3).await;
@@ -1815,9 +1813,7 @@ async fn rotate_master_reseals_everything_and_all_reads_back() {
     let keys = Keys::new(None);
     let data_dir = fresh_data_dir();
     keys.offline(data_dir.path(), &["kms", "create", "photos"]);
-    let mut server = TestServer::start_in(data_dir, keys.opts());
-    let client = server.client();
-    let bucket = new_bucket(&client, "rotate").await;
+    let (mut server, client, bucket) = TestServer::start_in(data_dir, keys.opts()).and_bucket("rotate").await;
     let kc = customer_key(81);
 
     let mut objects: Vec<(String, Vec<u8>, Option<CustomerKey>)> = Vec::new();
@@ -2088,9 +2084,9 @@ async fn restarts_reload_the_master_key_from_beside_the_data_dir() {
     let key_file = root.path().join(key_name);
     let data_path = data.path().to_path_buf();
 
-    let mut server = TestServer::start_in(data, ServerOptions::default());
-    let client = server.client();
-    let bucket = new_bucket(&client, "restart").await;
+    let (mut server, client, bucket) = TestServer::start_in(data, ServerOptions::default())
+        .and_bucket("restart")
+        .await;
     put_sse(&client, &bucket, "plain", b"no key needed", Sse::Plain).await;
     assert!(!key_file.exists(), "the key file is created on first use, not before");
     let kc = customer_key(91);

@@ -3,13 +3,11 @@
 
 use std::time::Duration;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_xml_delete_objects() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "badxml").await;
+    let (server, client, bucket) = TestServer::with_bucket("badxml").await;
     put(&client, &bucket, "a", b"a".to_vec()).await;
 
     let bodies: [&[u8]; 4] = [
@@ -57,9 +55,7 @@ async fn malformed_xml_delete_objects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_xml_complete_multipart() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "badcomplete").await;
+    let (server, client, bucket) = TestServer::with_bucket("badcomplete").await;
     let id = crate::multipart::create_upload(&client, &bucket, "k").await;
     let etag = crate::multipart::upload_part(&client, &bucket, "k", &id, 1, b"only part").await;
 
@@ -99,8 +95,7 @@ async fn malformed_xml_complete_multipart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_create_bucket_configuration() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (server, client) = TestServer::with_client();
     let bucket = unique_bucket("badcfg");
     let r = SignedRequest::new("PUT", format!("/{bucket}"))
         .body(b"<CreateBucketConfiguration><LocationConstraint>".to_vec())
@@ -117,9 +112,7 @@ async fn malformed_create_bucket_configuration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_malformed_requests_get_xml_errors() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "unsigned").await;
+    let (server, _client, bucket) = TestServer::with_bucket("unsigned").await;
     let base = server.endpoint();
     let requests: Vec<(&str, String, &[u8])> = vec![
         (
@@ -149,9 +142,7 @@ async fn unsigned_malformed_requests_get_xml_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_such_key_on_get_and_head() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "nokey").await;
+    let (server, client, bucket) = TestServer::with_bucket("nokey").await;
     let info = expect_error(
         client.get_object().bucket(&bucket).key("missing/key").send().await,
         404,
@@ -188,9 +179,7 @@ async fn no_such_key_on_get_and_head() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_upload_is_not_visible() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "truncated").await;
+    let (server, client, bucket) = TestServer::with_bucket("truncated").await;
     put(&client, &bucket, "existing", b"previous".to_vec()).await;
 
     for key in ["fresh", "existing"] {
@@ -227,9 +216,7 @@ async fn truncated_upload_is_not_visible() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_survives_garbage() {
-    let mut server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "garbage").await;
+    let (mut server, client, bucket) = TestServer::with_bucket("garbage").await;
     let wait = Duration::from_secs(5);
     let host = format!("127.0.0.1:{}", server.port());
 

@@ -16,7 +16,7 @@ use aws_sdk_s3::Client;
 use md5::{Digest, Md5};
 use rand::{Rng, SeedableRng};
 
-use crate::common::*;
+use crate::fixtures::*;
 
 const TASKS: usize = 8;
 const KEYS_PER_TASK: usize = 3;

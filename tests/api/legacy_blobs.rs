@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::bitrot::blob_file_len;
-use crate::common::*;
+use crate::fixtures::*;
 
 fn flip(file: &Path, at: u64) {
     let f = std::fs::OpenOptions::new()
@@ -45,12 +45,12 @@ fn tool(args: &[&str], data: &Path) -> ToolOutput {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_blobs_read_correctly_and_repair_upgrades_them() {
-    let mut server = TestServer::start_with(ServerOptions {
+    let (mut server, client, bucket) = TestServer::start_with(ServerOptions {
         env: vec![("STRATA_TEST_LEGACY_BLOBS".into(), "1".into())],
         ..Default::default()
-    });
-    let client = server.client();
-    let bucket = new_bucket(&client, "legacy").await;
+    })
+    .and_bucket("legacy")
+    .await;
     let single = random_bytes(3 * MIB + 5, 61);
     put(&client, &bucket, "old.bin", single.clone()).await;
     let (p1, p2) = (random_bytes(5 * MIB, 62), random_bytes(MIB + 9, 63));

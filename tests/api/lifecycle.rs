@@ -18,7 +18,7 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -154,9 +154,7 @@ async fn exists(client: &Client, bucket: &str, key: &str) -> bool {
 
 #[tokio::test]
 async fn configuration_round_trip_validation_and_delete() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "lc-config").await;
+    let (server, client, bucket) = TestServer::with_bucket("lc-config").await;
 
     expect_error(
         client.get_bucket_lifecycle_configuration().bucket(&bucket).send().await,
@@ -422,9 +420,9 @@ async fn clock_override_is_refused_unless_configured() {
 
 #[tokio::test]
 async fn objects_expire_by_prefix_and_tag_at_the_day_boundary() {
-    let server = TestServer::start_with(config_with_override());
-    let client = server.client();
-    let bucket = new_bucket(&client, "lc-expire").await;
+    let (server, client, bucket) = TestServer::start_with(config_with_override())
+        .and_bucket("lc-expire")
+        .await;
     put(&client, &bucket, "logs/a.txt", b"log a".to_vec()).await;
     put(&client, &bucket, "logs/b.txt", b"log b".to_vec()).await;
     put(&client, &bucket, "keep/logs/c.txt", b"keep c".to_vec()).await;
@@ -534,9 +532,9 @@ async fn versions(client: &Client, bucket: &str) -> (Vec<(String, String, bool)>
 
 #[tokio::test]
 async fn versioned_bucket_markers_noncurrent_expiry_and_lone_markers() {
-    let server = TestServer::start_with(config_with_override());
-    let client = server.client();
-    let bucket = new_bucket(&client, "lc-versions").await;
+    let (server, client, bucket) = TestServer::start_with(config_with_override())
+        .and_bucket("lc-versions")
+        .await;
     ok(
         client
             .put_bucket_versioning()
@@ -661,9 +659,9 @@ fn blob_count(data: &Path) -> usize {
 
 #[tokio::test]
 async fn incomplete_uploads_are_aborted_and_their_parts_freed() {
-    let server = TestServer::start_with(config_with_override());
-    let client = server.client();
-    let bucket = new_bucket(&client, "lc-uploads").await;
+    let (server, client, bucket) = TestServer::start_with(config_with_override())
+        .and_bucket("lc-uploads")
+        .await;
     let mut uploads = Vec::new();
     for key in ["tmp/big.bin", "keep/big.bin"] {
         let id = ok(
@@ -765,9 +763,9 @@ async fn class_of(client: &Client, bucket: &str, key: &str) -> Option<StorageCla
 
 #[tokio::test]
 async fn transitions_move_versions_to_colder_classes_and_expiration_still_wins() {
-    let server = TestServer::start_with(config_with_override());
-    let client = server.client();
-    let bucket = new_bucket(&client, "lc-transition").await;
+    let (server, client, bucket) = TestServer::start_with(config_with_override())
+        .and_bucket("lc-transition")
+        .await;
     let cold_bytes = random_bytes(100_000, 11);
     let warm_bytes = random_bytes(100_000, 12);
     put(&client, &bucket, "cold/a.bin", cold_bytes.clone()).await;
@@ -860,9 +858,9 @@ fn cached_derivatives(server: &TestServer) -> usize {
 
 #[tokio::test]
 async fn expiring_an_image_purges_its_cached_derivatives() {
-    let server = TestServer::start_with(config_with_override());
-    let client = server.client();
-    let bucket = new_bucket(&client, "lc-derived").await;
+    let (server, client, bucket) = TestServer::start_with(config_with_override())
+        .and_bucket("lc-derived")
+        .await;
     let image =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/images/coffee-600x400.png"))
             .expect("read test image");

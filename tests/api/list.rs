@@ -9,7 +9,7 @@ use aws_sdk_s3::Client;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 
-use crate::common::*;
+use crate::fixtures::*;
 
 const TREE: [&str; 8] = ["a/1", "a/2", "a/b/3", "a/b/4", "b/1", "c", "d/e/f", "e"];
 
@@ -26,8 +26,7 @@ fn strings<'a>(it: impl Iterator<Item = Option<&'a str>>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_prefix_and_delimiter() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = tree_bucket(&client, "v2tree").await;
 
     let top = ok(
@@ -112,8 +111,7 @@ async fn v2_prefix_and_delimiter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_max_keys_start_after_and_continuation() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = tree_bucket(&client, "v2page").await;
 
     let first = ok(
@@ -228,8 +226,7 @@ async fn v2_max_keys_start_after_and_continuation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_marker_and_next_marker() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = tree_bucket(&client, "v1").await;
 
     let all = ok(client.list_objects().bucket(&bucket).send().await, "v1 list");
@@ -304,9 +301,7 @@ fn url_decode(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encoding_type_url() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "urlenc").await;
+    let (_server, client, bucket) = TestServer::with_bucket("urlenc").await;
     let keys = ["dir one/file two.txt", "dir one/sub dir/x", "ünï/😀 smile", "plain"];
     put_many(&client, &bucket, &keys.map(String::from)).await;
 
@@ -371,8 +366,7 @@ async fn encoding_type_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_owner() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = tree_bucket(&client, "owner").await;
     let out = ok(
         client.list_objects_v2().bucket(&bucket).fetch_owner(true).send().await,
@@ -392,9 +386,7 @@ async fn fetch_owner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paginator_visits_2500_keys_once_in_order() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "many").await;
+    let (_server, client, bucket) = TestServer::with_bucket("many").await;
     // Interleave two "directories" so the order is not the insertion order.
     let mut keys: Vec<String> = (0..2500)
         .map(|i| format!("{}/{:05}", if i % 2 == 0 { "even" } else { "odd" }, i))

@@ -3,8 +3,12 @@
 //! cannot send, a raw HTTP client with our own SigV4 signing).
 //!
 //! One test crate on purpose: a single link keeps build times low on small machines.
+//!
+//! The harness is in `fixtures/` (server, SDK client and [`fixtures::ClientExt`], assertions,
+//! raw HTTP, offline tools). A test usually starts with one line:
+//! `let (server, client, bucket) = TestServer::with_bucket("tag").await;`.
 
-mod common;
+mod fixtures;
 
 mod access_control;
 mod admin_buckets;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::fixtures::*;
 
 /// One parsed sample line: `name{label="value",…} value`.
 #[derive(Debug, Clone)]
@@ -244,8 +244,7 @@ fn config(extra: &str) -> ServerOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_move_by_what_a_scenario_did() {
-    let server = TestServer::start_with(config("[metrics]\nusage_refresh_secs = 0\n"));
-    let client = server.client();
+    let (server, client) = TestServer::start_with(config("[metrics]\nusage_refresh_secs = 0\n")).and_client();
     let before = scrape(&server).await;
     assert_eq!(
         before.get("strata_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
@@ -337,9 +336,9 @@ async fn counters_move_by_what_a_scenario_did() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_counts_noncurrent_versions_and_uploads() {
-    let server = TestServer::start_with(config("[metrics]\nusage_refresh_secs = 0\n"));
-    let client = server.client();
-    let bucket = new_bucket(&client, "usage").await;
+    let (server, client, bucket) = TestServer::start_with(config("[metrics]\nusage_refresh_secs = 0\n"))
+        .and_bucket("usage")
+        .await;
     ok(
         client
             .put_bucket_versioning()
@@ -393,9 +392,9 @@ async fn usage_counts_noncurrent_versions_and_uploads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_is_rescanned_only_after_the_refresh_interval() {
-    let server = TestServer::start_with(config("[metrics]\nusage_refresh_secs = 3600\n"));
-    let client = server.client();
-    let bucket = new_bucket(&client, "cached").await;
+    let (server, client, bucket) = TestServer::start_with(config("[metrics]\nusage_refresh_secs = 3600\n"))
+        .and_bucket("cached")
+        .await;
     put(&client, &bucket, "one", b"1".to_vec()).await;
     let first = scrape(&server).await;
     let b = [("bucket", bucket.as_str())];
@@ -486,9 +485,9 @@ async fn default_auth_serves_loopback_and_labels_our_endpoints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transform_errors_and_cache_evictions_are_counted() {
     // A cache smaller than any derivative: each one stored is evicted at once.
-    let server = TestServer::start_with(config("[transform]\ncache_max_bytes = 64\n"));
-    let client = server.client();
-    let bucket = new_bucket(&client, "evict").await;
+    let (server, client, bucket) = TestServer::start_with(config("[transform]\ncache_max_bytes = 64\n"))
+        .and_bucket("evict")
+        .await;
     put(&client, &bucket, "photo.png", image("coffee-600x400.png")).await;
     // A PNG signature (so the sniff accepts it) followed by garbage: the pipeline fails.
     let mut broken = b"\x89PNG\r\n\x1a\n".to_vec();

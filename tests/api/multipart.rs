@@ -5,7 +5,7 @@
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 pub fn completed(parts: &[(i32, String)]) -> CompletedMultipartUpload {
     CompletedMultipartUpload::builder()
@@ -83,9 +83,7 @@ async fn upload_object(client: &Client, bucket: &str, key: &str, parts: &[Vec<u8
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_upload_etag_and_bytes() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpu").await;
+    let (_server, client, bucket) = TestServer::with_bucket("mpu").await;
     let parts = three_parts();
     let etag = upload_object(&client, &bucket, "big/object", &parts).await;
 
@@ -142,9 +140,7 @@ async fn complete_upload_etag_and_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_by_part_number() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpupart").await;
+    let (_server, client, bucket) = TestServer::with_bucket("mpupart").await;
     let parts = three_parts();
     let etag = upload_object(&client, &bucket, "obj", &parts).await;
 
@@ -204,9 +200,7 @@ async fn get_by_part_number() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_parts_and_uploads_then_abort() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpulist").await;
+    let (_server, client, bucket) = TestServer::with_bucket("mpulist").await;
     let id = create_upload(&client, &bucket, "pending").await;
     let other = create_upload(&client, &bucket, "other/pending").await;
     assert_ne!(id, other, "two uploads got the same id");
@@ -401,9 +395,7 @@ async fn list_parts_and_uploads_then_abort() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_upload_id_is_no_such_upload() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpunone").await;
+    let (_server, client, bucket) = TestServer::with_bucket("mpunone").await;
     let bogus = "this-upload-does-not-exist";
     expect_error(
         client
@@ -471,9 +463,7 @@ async fn unknown_upload_id_is_no_such_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entity_too_small() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpusmall").await;
+    let (_server, client, bucket) = TestServer::with_bucket("mpusmall").await;
     let id = create_upload(&client, &bucket, "small").await;
     let e1 = upload_part(&client, &bucket, "small", &id, 1, &random_bytes(5 * MIB - 1, 31)).await;
     let e2 = upload_part(&client, &bucket, "small", &id, 2, b"tail").await;
@@ -524,9 +514,7 @@ async fn entity_too_small() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_part_and_order() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpubad").await;
+    let (_server, client, bucket) = TestServer::with_bucket("mpubad").await;
     let id = create_upload(&client, &bucket, "k").await;
     let e1 = upload_part(&client, &bucket, "k", &id, 1, &random_bytes(5 * MIB, 41)).await;
     let e2 = upload_part(&client, &bucket, "k", &id, 2, b"end").await;
@@ -588,9 +576,7 @@ async fn invalid_part_and_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_part_numbers() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpunum").await;
+    let (_server, client, bucket) = TestServer::with_bucket("mpunum").await;
     let id = create_upload(&client, &bucket, "k").await;
     for n in [0, 10001] {
         expect_error(
@@ -612,9 +598,7 @@ async fn invalid_part_numbers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_part_copy_with_range() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpucopy").await;
+    let (_server, client, bucket) = TestServer::with_bucket("mpucopy").await;
     let source = random_bytes(6 * MIB, 51);
     put(&client, &bucket, "source", source.clone()).await;
 
@@ -693,9 +677,7 @@ async fn upload_part_copy_with_range() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_keeps_metadata_from_create() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "mpumeta").await;
+    let (_server, client, bucket) = TestServer::with_bucket("mpumeta").await;
     let out = ok(
         client
             .create_multipart_upload()

@@ -7,13 +7,11 @@ use std::collections::HashSet;
 use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use crate::common::*;
+use crate::fixtures::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_head_delete_roundtrip() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "basic").await;
+    let (_server, client, bucket) = TestServer::with_bucket("basic").await;
     let body = b"hello, strata".to_vec();
 
     let etag = put(&client, &bucket, "greeting.txt", body.clone()).await;
@@ -57,9 +55,7 @@ async fn put_get_head_delete_roundtrip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overwrite_replaces_bytes_and_metadata() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "overwrite").await;
+    let (_server, client, bucket) = TestServer::with_bucket("overwrite").await;
     ok(
         client
             .put_object()
@@ -103,9 +99,7 @@ async fn overwrite_replaces_bytes_and_metadata() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_and_content_headers_roundtrip() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "meta").await;
+    let (_server, client, bucket) = TestServer::with_bucket("meta").await;
     let expires = DateTime::from_secs(1_900_000_000);
     ok(
         client
@@ -186,9 +180,7 @@ async fn metadata_and_content_headers_roundtrip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_content_type_is_binary() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "ctype").await;
+    let (_server, client, bucket) = TestServer::with_bucket("ctype").await;
     // The SDK sends no Content-Type unless asked; S3 then stores binary/octet-stream
     // (some servers use application/octet-stream; both mean "unknown binary").
     put(&client, &bucket, "blob", vec![1u8, 2, 3]).await;
@@ -205,9 +197,7 @@ async fn default_content_type_is_binary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_and_hostile_keys_are_stored_literally() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "keys").await;
+    let (_server, client, bucket) = TestServer::with_bucket("keys").await;
     let keys = [
         "../a",
         "../../etc/passwd",
@@ -267,9 +257,7 @@ async fn odd_and_hostile_keys_are_stored_literally() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_length_limit() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "keylen").await;
+    let (_server, client, bucket) = TestServer::with_bucket("keylen").await;
     let longest = "k".repeat(1024);
     put(&client, &bucket, &longest, b"ok".to_vec()).await;
     assert_eq!(get_bytes(&client, &bucket, &longest).await, b"ok");
@@ -294,9 +282,7 @@ async fn key_length_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sizes_and_etags() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "sizes").await;
+    let (_server, client, bucket) = TestServer::with_bucket("sizes").await;
     for (i, size) in [0usize, 1, 8 * 1024, 100 * 1024, 10 * MIB].into_iter().enumerate() {
         let body = random_bytes(size, i as u64);
         let key = format!("obj-{size}");
@@ -329,9 +315,7 @@ async fn sizes_and_etags() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_upload_of_unknown_shape() {
     // A body from a file is sent by the SDK as a streaming (aws-chunked) upload.
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "stream").await;
+    let (_server, client, bucket) = TestServer::with_bucket("stream").await;
     let body = random_bytes(3 * MIB + 17, 99);
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &body).unwrap();
@@ -355,9 +339,7 @@ async fn streaming_upload_of_unknown_shape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn range_gets() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "range").await;
+    let (server, client, bucket) = TestServer::with_bucket("range").await;
     let body: Vec<u8> = (0..100u8).collect();
     let etag = put(&client, &bucket, "r", body.clone()).await;
 
@@ -415,9 +397,7 @@ async fn range_gets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_header_overrides() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "override").await;
+    let (_server, client, bucket) = TestServer::with_bucket("override").await;
     ok(
         client
             .put_object()
@@ -466,9 +446,7 @@ async fn response_header_overrides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn part_number_on_simple_object() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "partnum").await;
+    let (_server, client, bucket) = TestServer::with_bucket("partnum").await;
     let body = random_bytes(4096, 3);
     let etag = put(&client, &bucket, "simple", body.clone()).await;
     let got = ok(
@@ -516,9 +494,7 @@ async fn part_number_on_simple_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_objects_batch() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "batch").await;
+    let (_server, client, bucket) = TestServer::with_bucket("batch").await;
     let existing: Vec<String> = (0..500).map(|i| format!("batch/{i:04}")).collect();
     put_many(&client, &bucket, &existing).await;
     put(&client, &bucket, "keep-me", b"stay".to_vec()).await;
@@ -608,9 +584,7 @@ pub fn delete_request(keys: &[String], quiet: bool) -> Delete {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_metadata_limit() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "metalimit").await;
+    let (_server, client, bucket) = TestServer::with_bucket("metalimit").await;
     // S3 counts the UTF-8 bytes of names + values; 2 KiB is the limit.
     let fits = "v".repeat(1900);
     ok(
@@ -652,9 +626,7 @@ async fn user_metadata_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_overwrites_leave_one_whole_body() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "race").await;
+    let (_server, client, bucket) = TestServer::with_bucket("race").await;
     let bodies: Vec<Vec<u8>> = (0..8u64)
         .map(|i| random_bytes(256 * 1024 + i as usize, 1000 + i))
         .collect();

@@ -2,13 +2,11 @@
 //! data directory), per-owner isolation of buckets, root's view of everything, key deletion,
 //! and secrets staying out of the server log.
 
-use crate::common::*;
+use crate::fixtures::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_key_owns_only_its_buckets() {
-    let server = TestServer::start();
-    let root = server.client();
-    let roots_bucket = new_bucket(&root, "rootown").await;
+    let (server, root, roots_bucket) = TestServer::with_bucket("rootown").await;
     put(&root, &roots_bucket, "root-secret.txt", b"root only".to_vec()).await;
 
     let key = server.create_key("alice");

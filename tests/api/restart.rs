@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 /// What a bucket should contain: key → bytes.
 type Expected = BTreeMap<String, Vec<u8>>;
@@ -212,9 +212,7 @@ async fn acknowledged_writes_survive_kill_9() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_and_restart() {
-    let mut server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "graceful").await;
+    let (mut server, client, bucket) = TestServer::with_bucket("graceful").await;
     let (want, etags) = write_fixture(&client, &bucket).await;
     drop(client);
 
@@ -228,9 +226,7 @@ async fn graceful_shutdown_and_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_then_kill_lose_nothing_acknowledged() {
-    let mut server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "groupcommit").await;
+    let (mut server, client, bucket) = TestServer::with_bucket("groupcommit").await;
     // Many small concurrent writes exercise group commit; every acknowledged one must survive.
     let keys: Vec<String> = (0..300).map(|i| format!("gc/{i:04}")).collect();
     put_many(&client, &bucket, &keys).await;

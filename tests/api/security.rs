@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::*;
+use crate::fixtures::*;
 
 /// A generous "did not hang" bound for things configured to happen within ~2 s.
 const HANG: Duration = Duration::from_secs(15);
@@ -91,9 +91,9 @@ async fn hostile_keys_stay_inside_the_store() {
         .tempdir_in(parent.path())
         .expect("data dir");
     let data_name = data.path().file_name().unwrap().to_string_lossy().into_owned();
-    let mut server = TestServer::start_in(data, ServerOptions::default());
-    let client = server.client();
-    let bucket = new_bucket(&client, "hostile").await;
+    let (mut server, client, bucket) = TestServer::start_in(data, ServerOptions::default())
+        .and_bucket("hostile")
+        .await;
 
     // (URL path after the bucket, the key it decodes to). Stored literally or refused with a
     // 4xx XML error; never a 5xx, never a file outside the store.
@@ -232,9 +232,7 @@ async fn hostile_keys_stay_inside_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_header_block_is_refused_without_hanging() {
-    let mut server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "bighead").await;
+    let (mut server, _client, bucket) = TestServer::with_bucket("bighead").await;
     // 100 headers of 1 KiB each: more than the 64 KiB head limit, each header well-formed.
     let mut req = format!("GET /{bucket}/k HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", server.port());
     for i in 0..100 {
@@ -266,12 +264,12 @@ async fn oversized_header_block_is_refused_without_hanging() {
 /// whole body has been sent (the server must not wait for / buffer all of it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xml_body_over_the_limit_is_refused_early() {
-    let mut server = TestServer::start_with(ServerOptions {
+    let (mut server, client, bucket) = TestServer::start_with(ServerOptions {
         config_toml: Some("[limits]\nmax_xml_body_bytes = 65536\n".into()),
         ..Default::default()
-    });
-    let client = server.client();
-    let bucket = new_bucket(&client, "bigxml").await;
+    })
+    .and_bucket("bigxml")
+    .await;
     put(&client, &bucket, "key-000001", b"keep me".to_vec()).await;
 
     let xml = |count: usize| {
@@ -377,12 +375,12 @@ async fn slowloris_headers_are_cut_off() {
 /// server gives up (RequestTimeout or a closed connection) and stores nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_body_times_out_and_stores_nothing() {
-    let mut server = TestServer::start_with(ServerOptions {
+    let (mut server, client, bucket) = TestServer::start_with(ServerOptions {
         config_toml: Some("[limits]\nbody_idle_timeout_secs = 2\n".into()),
         ..Default::default()
-    });
-    let client = server.client();
-    let bucket = new_bucket(&client, "stall").await;
+    })
+    .and_bucket("stall")
+    .await;
     for (key, size) in [("stalled-big", 100_000usize), ("stalled-small", 1000)] {
         let body = random_bytes(size, 77);
         let signed = SignedRequest::new("PUT", format!("/{bucket}/{key}")).body(body.clone());

@@ -10,7 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 fn with_region(client: &Client, region: &'static str) -> Client {
     Client::from_conf(client.config().to_builder().region(Region::new(region)).build())
@@ -154,9 +154,7 @@ async fn sdk_with_region_us_works_against_us_east_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_region_gets_awss_answer_with_the_region_to_use() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "wrong-region").await;
+    let (_server, client, bucket) = TestServer::with_bucket("wrong-region").await;
     put(&client, &bucket, "k", b"v".to_vec()).await;
     let eu = with_region(&client, "eu-west-1");
 
@@ -231,9 +229,7 @@ async fn a_wrong_region_gets_awss_answer_with_the_region_to_use() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn region_us_with_a_wrong_secret_or_unknown_key_is_refused() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "us-bad-secret").await;
+    let (server, client, bucket) = TestServer::with_bucket("us-bad-secret").await;
     put(&client, &bucket, "k", b"secret bytes".to_vec()).await;
 
     for (ak, sk) in [
@@ -286,9 +282,7 @@ async fn region_us_with_a_wrong_secret_or_unknown_key_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn region_us_resigning_keeps_the_payload_hash_checked() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "us-hash").await;
+    let (server, client, bucket) = TestServer::with_bucket("us-hash").await;
 
     // A correct hand-signed US PUT with a hex payload hash is accepted...
     let r = SignedRequest::new("PUT", format!("/{bucket}/ok"))

@@ -11,7 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{RestoreRequest, StorageClass};
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 use crate::multipart::completed;
 
 /// A server whose cold volume is a directory of its own (not under the data dir), as an
@@ -167,9 +167,7 @@ async fn classes_decide_the_volume_and_are_reported_everywhere() {
 
 #[tokio::test]
 async fn unknown_classes_are_refused_and_nothing_is_stored() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "badclass").await;
+    let (_server, client, bucket) = TestServer::with_bucket("badclass").await;
     for class in [
         StorageClass::DeepArchive,
         StorageClass::IntelligentTiering,

@@ -15,7 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 fn tls_options() -> ServerOptions {
     ServerOptions {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::presigning::PresigningConfig;
 use image::{GenericImageView, ImageFormat};
 
-use crate::common::*;
+use crate::fixtures::*;
 
 fn image_dir() -> PathBuf {
     std::env::var_os("STRATA_TESTDATA")
@@ -251,8 +251,7 @@ async fn conditional_requests_answer_304_and_412() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overwrite_and_delete_never_serve_a_stale_derivative() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (server, client) = TestServer::with_client();
     let bucket = bucket_with(&server, &[("pic", photo("twowings-2560x1600.jpg"))]).await;
     let path = format!("/{bucket}/pic?w=100&f=png");
     let (_, w, h, _) = decoded(&get(&server, &path).await);
@@ -294,8 +293,7 @@ async fn head_returns_the_derivatives_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presigned_urls_cover_the_transform_parameters() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (server, client) = TestServer::with_client();
     let bucket = bucket_with(&server, &[("p.jpg", photo("twowings-2560x1600.jpg"))]).await;
     let presigned = client
         .get_object()

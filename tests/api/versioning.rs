@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use aws_sdk_s3::Client;
 
-use crate::common::*;
+use crate::fixtures::*;
 use crate::multipart::{completed, create_upload, upload_part};
 
 async fn set_versioning(client: &Client, bucket: &str, status: BucketVersioningStatus) {
@@ -129,9 +129,7 @@ fn row(key: &str, version: &str, latest: bool, marker: bool) -> Row {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versioning_configuration_round_trip() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "vercfg").await;
+    let (_server, client, bucket) = TestServer::with_bucket("vercfg").await;
 
     let fresh = ok(
         client.get_bucket_versioning().bucket(&bucket).send().await,
@@ -169,8 +167,7 @@ async fn versioning_configuration_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enabled_bucket_keeps_every_version() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = versioned_bucket(&client, "verkeep").await;
 
     let bodies: Vec<Vec<u8>> = vec![b"first".to_vec(), random_bytes(40_000, 2), b"third!".to_vec()];
@@ -231,8 +228,7 @@ async fn enabled_bucket_keeps_every_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_marker_hides_the_object() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = versioned_bucket(&client, "verdm").await;
     let mut ids = Vec::new();
     for body in ["one", "two", "three"] {
@@ -335,8 +331,7 @@ async fn delete_marker_hides_the_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_an_old_version_by_copying_it() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = versioned_bucket(&client, "verrestore").await;
     let v1 = put_v(&client, &bucket, "report.csv", b"good data".to_vec()).await;
     let v2 = put_v(&client, &bucket, "report.csv", b"oops, overwritten".to_vec()).await;
@@ -375,8 +370,7 @@ async fn restore_an_old_version_by_copying_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_specific_versions() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = versioned_bucket(&client, "verdelv").await;
     let v1 = put_v(&client, &bucket, "k", b"v1".to_vec()).await;
     let v2 = put_v(&client, &bucket, "k", b"v2".to_vec()).await;
@@ -463,8 +457,7 @@ async fn deleting_specific_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspended_bucket_writes_the_null_version() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = versioned_bucket(&client, "versusp").await;
     let v1 = put_v(&client, &bucket, "k", b"while enabled".to_vec()).await;
 
@@ -608,8 +601,7 @@ async fn walk_versions(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_versions_pagination_walks_every_version_once() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = versioned_bucket(&client, "verpage").await;
 
     // a: 3 versions; b: 1 version + a delete marker; dir/x: 2; dir/y: 1; z: 2.
@@ -685,8 +677,7 @@ async fn list_versions_pagination_walks_every_version_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bucket_with_only_noncurrent_versions_is_not_empty() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = versioned_bucket(&client, "vernotempty").await;
     let v1 = put_v(&client, &bucket, "k", b"data".to_vec()).await;
     let marker = ok(client.delete_object().bucket(&bucket).key("k").send().await, "DELETE")
@@ -737,8 +728,7 @@ async fn bucket_with_only_noncurrent_versions_is_not_empty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_upload_in_versioned_bucket_gets_a_version() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = versioned_bucket(&client, "vermpu").await;
     let v1 = put_v(&client, &bucket, "big", b"small old version".to_vec()).await;
 
@@ -778,8 +768,7 @@ async fn multipart_upload_in_versioned_bucket_gets_a_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_unknown_version_ids() {
-    let server = TestServer::start();
-    let client = server.client();
+    let (_server, client) = TestServer::with_client();
     let bucket = versioned_bucket(&client, "verbadid").await;
     let va = put_v(&client, &bucket, "a", b"a".to_vec()).await;
     put_v(&client, &bucket, "b", b"b".to_vec()).await;
@@ -835,11 +824,11 @@ async fn malformed_and_unknown_version_ids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_versions_free_their_bytes_and_restart_keeps_the_rest() {
-    let mut server = TestServer::start_with(ServerOptions {
+    let (mut server, client) = TestServer::start_with(ServerOptions {
         config_toml: Some("[limits]\ndeleted_blob_grace_secs = 0\n".into()),
         ..Default::default()
-    });
-    let client = server.client();
+    })
+    .and_client();
     let bucket = versioned_bucket(&client, "verfree").await;
     let data = server.data_dir().to_path_buf();
     let baseline = blob_files(&data).len();

@@ -16,7 +16,7 @@ use aws_sdk_s3::Client;
 use image::GenericImageView;
 use serde_json::json;
 
-use crate::common::*;
+use crate::fixtures::*;
 
 fn index(suffix: &str) -> IndexDocument {
     IndexDocument::builder().suffix(suffix).build().expect("index document")
@@ -130,9 +130,7 @@ fn assert_html_error(resp: &RawResponse, status: u16, code: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn website_configuration_round_trip_validation_and_delete() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "webcfg").await;
+    let (server, client, bucket) = TestServer::with_bucket("webcfg").await;
 
     expect_error(
         client.get_bucket_website().bucket(&bucket).send().await,
@@ -321,9 +319,7 @@ fn image_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn website_serves_index_directories_errors_and_objects() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "site").await;
+    let (server, client, bucket) = TestServer::with_bucket("site").await;
     make_public(&client, &bucket).await;
     put_html(&client, &bucket, "index.html", "<h1>home</h1>").await;
     put_html(&client, &bucket, "about/index.html", "<h1>about</h1>").await;
@@ -486,9 +482,7 @@ async fn website_serves_index_directories_errors_and_objects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn website_redirects() {
-    let server = TestServer::start();
-    let client = server.client();
-    let bucket = new_bucket(&client, "redir").await;
+    let (server, client, bucket) = TestServer::with_bucket("redir").await;
     make_public(&client, &bucket).await;
     put_html(&client, &bucket, "index.html", "home").await;
     put_html(&client, &bucket, "documents/a.html", "doc a").await;
@@ -572,12 +566,12 @@ async fn website_redirects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn website_only_listener_and_custom_domain() {
-    let server = TestServer::start_with(ServerOptions {
+    let (server, client, bucket) = TestServer::start_with(ServerOptions {
         config_toml: Some("[website]\ndomain = \"sites.test\"\nlisten = \"127.0.0.1:0\"\n".into()),
         ..Default::default()
-    });
-    let client = server.client();
-    let bucket = new_bucket(&client, "own").await;
+    })
+    .and_bucket("own")
+    .await;
     make_public(&client, &bucket).await;
     put_html(&client, &bucket, "index.html", "own listener").await;
     put_website(&client, &bucket, site(Vec::new())).await;
