@@ -5,6 +5,9 @@
 //! lists only the build dependencies of the root crate and would not see one pulled in by a
 //! normal dependency's build script. Dev-dependencies are out of scope (the SDK's TLS stack
 //! lists `cmake` for aws-lc-sys, which builds with the C compiler unless told otherwise).
+//! Not `--offline`: `--target all` needs the manifests of crates only other platforms build
+//! (e.g. `android_system_properties`), which a Linux build never downloaded; CI reaches
+//! crates.io, and `--locked` keeps the graph the one in Cargo.lock.
 
 use std::process::Command;
 
@@ -31,7 +34,7 @@ fn no_cmake_or_nasm_in_the_build_graph() {
             "normal,build",
             "--prefix",
             "none",
-            "--offline",
+            "--locked",
             "--target",
             "all",
         ])
