@@ -4,7 +4,7 @@
 - s3cmd runs with the configuration `s3cmd --configure` writes when every question is
   answered with its default except the endpoint (host_base/host_bucket = the test server,
   path style) and HTTPS (No): so `bucket_location = US` and SigV4 signing with region `US`,
-  which Strata accepts as us-east-1 (src/signing_region.rs). The file is made by running
+  which Strata accepts as us-east-1 (src/http/signing_region.rs). The file is made by running
   `s3cmd --configure` itself with those answers on stdin.
 - rclone runs with `provider = Other`, `env_auth = false`, the keys, `endpoint` and
   `region = us-east-1`.

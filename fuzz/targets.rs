@@ -150,7 +150,7 @@ const LIFECYCLE_DICT: &[&[u8]] = &[
 ];
 
 /// Input: a PutBucketLifecycleConfiguration body through s3s's XML deserializer, then
-/// Strata's validation and evaluation (`lifecycle::rules::fuzz`: accepted rules must round-trip
+/// Strata's validation and evaluation (`lifecycle::fuzz`: accepted rules must round-trip
 /// through Get's form, and disabled rules never act).
 pub fn xml_lifecycle(data: &[u8]) -> Outcome {
     let parsed = match parse_xml::<s3s::dto::BucketLifecycleConfiguration>(data) {
@@ -161,7 +161,7 @@ pub fn xml_lifecycle(data: &[u8]) -> Outcome {
         )),
         Err(e) => fp("err", &e),
     };
-    hash_of(&(parsed, strata::lifecycle::rules::fuzz(data)))
+    hash_of(&(parsed, strata::lifecycle::fuzz::fuzz(data)))
 }
 
 const BUCKET_POLICY_DICT: &[&[u8]] = &[
@@ -242,13 +242,13 @@ pub fn bucket_policy(data: &[u8]) -> Outcome {
 /// Input: a PutBucketAcl / PutObjectAcl XML body, also tried as `x-amz-grant-*` header values
 /// (`auth::acl::fuzz`: accepted ACLs must round-trip through the XML form unchanged).
 pub fn xml_acl(data: &[u8]) -> Outcome {
-    hash_of(&strata::auth::acl::fuzz(data))
+    hash_of(&strata::model::acl::fuzz(data))
 }
 
 /// Input: a PutBucketCors XML body (`cors::fuzz`: accepted rules must round-trip, and a
 /// preflight match implies an actual-request match).
 pub fn xml_cors(data: &[u8]) -> Outcome {
-    hash_of(&strata::cors::fuzz(data))
+    hash_of(&strata::model::cors::fuzz(data))
 }
 
 /// Looks a target up by name.

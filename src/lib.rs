@@ -1,26 +1,36 @@
 //! Strata: a self-hosted, S3-compatible object store with image transforms built in.
 //! See ARCHITECTURE.md for the map of modules and how a request flows through them.
+//!
+//! The modules form layers, and a module uses only those listed before it (`tests/layers.rs`
+//! checks this on every test run):
+//!
+//! util → model → metrics → store → auth → transform → config → derivative → backup →
+//! lifecycle → s3 → admin → http → cli
+
+pub mod util;
+
+pub mod model;
+
+pub mod metrics;
+
+pub mod store;
+
+pub mod auth;
+
+pub mod transform;
+
+pub mod config;
+
+pub mod derivative;
+
+pub mod backup;
+
+pub mod lifecycle;
+
+pub mod s3;
 
 pub mod admin;
-pub mod admin_buckets;
-pub mod admin_client;
-pub mod auth;
-pub mod backup;
-pub mod cli_bucket;
-pub mod clock;
-pub mod config;
-pub mod cors;
-pub mod derivative;
-pub mod lifecycle;
-pub mod metrics;
-pub mod s3;
-pub mod server;
-pub mod signing_region;
-pub mod store;
-#[cfg(test)]
-mod test_mutation;
-pub mod tls;
-pub mod transform;
-pub mod util;
-pub mod website;
-pub mod website_endpoint;
+
+pub mod http;
+
+pub mod cli;

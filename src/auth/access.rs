@@ -24,8 +24,8 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
 use s3s::{S3Request, S3Result};
 
-use super::acl::{permission_for_action, Acl};
 use super::policy::{Decision, Policy, PolicyRequest};
+use crate::model::acl::{permission_for_action, Acl};
 use crate::store::records::{BucketRecord, ObjectRecord, PublicAccessBlock};
 use crate::store::MetaStore;
 use crate::util::errors;

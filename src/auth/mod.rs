@@ -2,7 +2,6 @@
 //! authorization decision for every request ([`access`]).
 
 pub mod access;
-pub mod acl;
 pub mod keys;
 pub mod policy;
 

@@ -15,7 +15,6 @@
 //! separately, so a stolen backup does not come with the key to its encrypted objects.
 
 pub mod dump;
-pub mod http;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};

@@ -258,6 +258,16 @@ impl DerivativeCache {
     }
 }
 
+impl crate::metrics::CacheSize for DerivativeCache {
+    fn total_bytes(&self) -> u64 {
+        DerivativeCache::total_bytes(self)
+    }
+
+    fn entries(&self) -> usize {
+        DerivativeCache::entries(self)
+    }
+}
+
 /// What a cache file held.
 enum Entry {
     Good(String, Bytes),

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::store::crypto::Key256;
+use crate::store::records::ObjectRecord;
+use crate::store::Store;
 use tokio::sync::OnceCell;
 
 use crate::metrics::TransformResult;
@@ -215,6 +217,14 @@ impl Derivatives {
         self.hot.purge_source(&src);
         let cache = self.cache.clone();
         tokio::task::spawn_blocking(move || cache.purge_source(&src));
+    }
+
+    /// Frees what a deleted or replaced version held: its blobs (queued for the deferred
+    /// unlink) and its derivatives. Called once its removal is durable, by DeleteObject,
+    /// overwrites, the lifecycle worker and forced bucket deletes alike.
+    pub fn retire_version(self: &Arc<Self>, store: &Store, bucket: &str, key: &str, old: &ObjectRecord) {
+        store.blobs.remove(old.blobs().to_vec());
+        self.purge_source(source_id(bucket, key, &old.version_id));
     }
 }
 

@@ -13,9 +13,9 @@
 //! - Delete markers have no tags (tag filters never match them); size filters do not apply to
 //!   them.
 
-use super::rules::{Expiration, Filter, Rule, TargetClass, When};
-use crate::clock::{ceil_to_midnight, DAY_MS};
+use crate::model::lifecycle::{Expiration, Filter, Rule, TargetClass, When};
 use crate::store::records::Tag;
+use crate::util::clock::{ceil_to_midnight, DAY_MS};
 
 /// Where a version stands among its key's versions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,7 +167,7 @@ pub fn abort_upload_due(rules: &[Rule], key: &str, initiated_ms: i64, now_ms: i6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::rules::{NoncurrentExpiration, NoncurrentTransition, Transition};
+    use crate::model::lifecycle::{NoncurrentExpiration, NoncurrentTransition, Transition};
     use proptest::prelude::*;
 
     const DAY: i64 = DAY_MS;

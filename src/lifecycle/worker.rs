@@ -23,13 +23,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::eval::{abort_upload_due, evaluate, Action, Standing, VersionFacts};
-use super::rules::{Rule, TargetClass};
-use crate::clock::Clock;
 use crate::config::LifecycleSettings;
 use crate::derivative::Derivatives;
+use crate::model::lifecycle::{Rule, TargetClass};
 use crate::store::records::{ObjectRecord, VersioningMode};
 use crate::store::versions::Expect;
 use crate::store::{Store, StoreError};
+use crate::util::clock::Clock;
 
 /// What one run did.
 #[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
@@ -228,7 +228,7 @@ impl Lifecycle {
                 report.limited = true;
                 break;
             }
-            if crate::s3::multipart::remove_upload(&self.store, &id).await? {
+            if self.store.remove_upload(&id).await?.is_some() {
                 report.uploads_aborted += 1;
             } else {
                 report.skipped += 1;
@@ -357,7 +357,7 @@ impl Lifecycle {
                         VersioningMode::Unversioned => None,
                         VersioningMode::Enabled | VersioningMode::Suspended => {
                             let seq = meta.next_seq()?;
-                            Some(crate::s3::object::delete_marker(
+                            Some(ObjectRecord::delete_marker(
                                 ObjectRecord::version_id_for(seq),
                                 seq,
                                 mode == VersioningMode::Enabled,
@@ -409,7 +409,7 @@ impl Lifecycle {
         }
         meta.durable().await?;
         for (key, old) in &retired {
-            crate::s3::retire_version(&self.store, &self.derivatives, bucket, key, old);
+            self.derivatives.retire_version(&self.store, bucket, key, old);
         }
         report.expired += done.expired;
         report.delete_markers_removed += done.delete_markers_removed;

@@ -1,6 +1,6 @@
 //! The process-wide metrics registry (prometheus-client) and the instruments the rest of the
 //! server records into: requests, bytes on the wire, transforms, the derivative cache, blob
-//! garbage collection, per-bucket usage, bitrot found and scrub progress. [`endpoint`] serves it as `/_strata/metrics`;
+//! garbage collection, per-bucket usage, bitrot found and scrub progress. `http/metrics.rs` serves it as `/_strata/metrics`;
 //! [`body`] counts streamed bodies; [`OpSlot`] carries a request's S3 operation name from the
 //! access check (where s3s names it) back out to the server's request wrapper.
 //!
@@ -9,7 +9,6 @@
 //! data dir.
 
 pub mod body;
-pub mod endpoint;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,8 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::derivative::DerivativeCache;
-use crate::store::usage::Usage;
+use crate::model::usage::Usage;
 
 /// Request latency buckets (seconds): sub-millisecond hits up to slow large transfers.
 const REQUEST_BUCKETS: [f64; 14] = [
@@ -94,6 +92,13 @@ struct UsageGauges {
     upload_bytes: Family<BucketLabel, Gauge>,
 }
 
+/// What the metrics need of the derivative cache: its size, read at each scrape. A trait so
+/// that `metrics` sits below the `derivative` module that records into it.
+pub trait CacheSize: Send + Sync {
+    fn total_bytes(&self) -> u64;
+    fn entries(&self) -> usize;
+}
+
 pub struct Metrics {
     registry: Registry,
     started: Instant,
@@ -119,7 +124,7 @@ pub struct Metrics {
     scrub_last_completed: Gauge<f64, AtomicU64>,
     uptime: Gauge<f64, AtomicU64>,
     /// The disk cache whose size and entry count are read at scrape time.
-    cache: Mutex<Option<Arc<DerivativeCache>>>,
+    cache: Mutex<Option<Arc<dyn CacheSize>>>,
 }
 
 /// The process-wide instance.
@@ -387,7 +392,7 @@ impl Metrics {
     }
 
     /// The disk cache to report the size of.
-    pub fn watch_cache(&self, cache: Arc<DerivativeCache>) {
+    pub fn watch_cache(&self, cache: Arc<dyn CacheSize>) {
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(cache);
     }
 
@@ -510,24 +515,6 @@ pub fn intern_op(name: &str) -> &'static str {
     leaked
 }
 
-/// The operation label of a request s3s did not name: our own endpoints, CORS preflights,
-/// and requests refused before routing (bad signature, unknown bucket path…).
-pub fn fallback_op(method: &http::Method, path: &str, headers: &http::HeaderMap) -> &'static str {
-    match path {
-        "/_strata/health" => "health",
-        "/_strata/ready" => "ready",
-        endpoint::PATH => "metrics",
-        p if p.starts_with(crate::admin::ADMIN_PREFIX) => "admin",
-        _ if method == http::Method::OPTIONS
-            && headers.contains_key(http::header::ORIGIN)
-            && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD) =>
-        {
-            "preflight"
-        }
-        _ => "unknown",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,21 +570,6 @@ mod tests {
         // A bucket missing from the next scan disappears.
         m.set_usage(&std::collections::BTreeMap::new());
         assert!(!m.render().contains("bucket=\"b1\""));
-    }
-
-    #[test]
-    fn fallback_ops() {
-        let h = http::HeaderMap::new();
-        assert_eq!(fallback_op(&http::Method::GET, "/_strata/metrics", &h), "metrics");
-        assert_eq!(fallback_op(&http::Method::GET, "/_strata/admin/keys", &h), "admin");
-        assert_eq!(fallback_op(&http::Method::OPTIONS, "/b/k", &h), "unknown");
-        let mut pre = http::HeaderMap::new();
-        pre.insert(http::header::ORIGIN, http::HeaderValue::from_static("https://x"));
-        pre.insert(
-            http::header::ACCESS_CONTROL_REQUEST_METHOD,
-            http::HeaderValue::from_static("GET"),
-        );
-        assert_eq!(fallback_op(&http::Method::OPTIONS, "/b/k", &pre), "preflight");
     }
 
     #[test]

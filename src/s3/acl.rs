@@ -10,7 +10,7 @@ use super::errors;
 use super::errors::store_error;
 use super::{caller, Strata};
 use crate::auth::access::{bucket_acl, object_acl};
-use crate::auth::acl::Acl;
+use crate::model::acl::Acl;
 use crate::store::records::BucketRecord;
 
 fn public_acl_blocked() -> s3s::S3Error {

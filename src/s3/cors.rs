@@ -1,12 +1,12 @@
 //! Bucket CORS configuration: Put/Get/DeleteBucketCors. The rules and their matching live in
-//! `crate::cors`; `server.rs` answers preflights and decorates responses with them.
+//! `crate::model::cors`; `server.rs` answers preflights and decorates responses with them.
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
 use super::errors;
 use super::Strata;
-use crate::cors::{rules_from_dto, rules_to_dto};
+use crate::model::cors::{rules_from_dto, rules_to_dto};
 
 pub async fn put(s: &Strata, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
     let input = req.input;

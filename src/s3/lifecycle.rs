@@ -6,7 +6,7 @@ use s3s::{S3Request, S3Response, S3Result};
 
 use super::errors;
 use super::Strata;
-use crate::lifecycle::rules;
+use crate::model::lifecycle as rules;
 
 pub async fn put(
     s: &Strata,

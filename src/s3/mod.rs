@@ -31,7 +31,7 @@ use s3s::{S3Request, S3Response, S3Result, S3};
 
 use crate::auth::Authorizer;
 use crate::config::{Limits, TransformConfig};
-use crate::derivative::{source_id, Derivatives};
+use crate::derivative::Derivatives;
 use crate::store::meta::Rejected;
 use crate::store::records::{BucketRecord, ObjectHeaders, ObjectRecord, VersioningMode, NULL_VERSION};
 use crate::store::Store;
@@ -168,7 +168,7 @@ impl Strata {
     /// Frees what a replaced or deleted version held: its blobs (after the grace period)
     /// and every derivative made from it.
     fn retire(&self, bucket: &str, key: &str, old: &ObjectRecord) {
-        retire_version(&self.store, &self.derivatives, bucket, key, old);
+        self.derivatives.retire_version(&self.store, bucket, key, old);
     }
 
     fn user_metadata(&self, m: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
@@ -182,13 +182,6 @@ impl Strata {
         }
         Ok(m)
     }
-}
-
-/// Frees what a deleted version held (see [`Strata::retire`]); also used by the lifecycle
-/// worker, which deletes through the same store paths as DeleteObject.
-pub fn retire_version(store: &Store, derivatives: &Arc<Derivatives>, bucket: &str, key: &str, old: &ObjectRecord) {
-    store.blobs.remove(old.blobs().to_vec());
-    derivatives.purge_source(source_id(bucket, key, &old.version_id));
 }
 
 /// Stored headers from the request fields S3 persists.

@@ -380,29 +380,10 @@ pub async fn complete(
 
 /// Removes an upload and frees its parts. Fails with NoSuchUpload if it is gone.
 pub(super) async fn discard_upload(s: &Strata, upload_id: &str) -> S3Result<()> {
-    if !remove_upload(&s.store, upload_id).await.map_err(store_error)? {
+    if s.store.remove_upload(upload_id).await.map_err(store_error)?.is_none() {
         return Err(no_such_upload());
     }
     Ok(())
-}
-
-/// Removes an upload and its parts in one transaction, waits until that is durable, then
-/// frees the parts' blobs (after the grace period). `false`: the upload was already gone.
-/// AbortMultipartUpload and the lifecycle worker both abort uploads through it.
-pub(crate) async fn remove_upload(
-    store: &crate::store::Store,
-    upload_id: &str,
-) -> Result<bool, crate::store::StoreError> {
-    let parts = store.meta.parts(upload_id)?;
-    let numbers: Vec<u32> = parts.iter().map(|(n, _)| *n).collect();
-    match store.meta.remove_upload(upload_id, &numbers) {
-        Ok(_) => {}
-        Err(Rejected::Condition(())) => return Ok(false),
-        Err(Rejected::Store(e)) => return Err(e),
-    }
-    store.meta.durable().await?;
-    store.blobs.remove(parts.into_iter().map(|(_, p)| p.blob).collect());
-    Ok(true)
 }
 
 pub async fn abort(

@@ -501,31 +501,6 @@ struct Deleted {
 }
 
 /// Deletes bucket/key the way S3 does for the bucket's versioning state (no durability wait).
-/// A delete marker record (DeleteObject without a version id, or a lifecycle expiration in a
-/// versioning bucket).
-pub(crate) fn delete_marker(version_id: String, seq: u64, versioned: bool, owner: &str, now_ms: i64) -> ObjectRecord {
-    ObjectRecord {
-        version_id,
-        seq,
-        versioned,
-        delete_marker: true,
-        acl: None,
-        tags: Vec::new(),
-        encryption: None,
-        size: 0,
-        etag: String::new(),
-        last_modified_ms: now_ms,
-        owner: owner.to_string(),
-        headers: Default::default(),
-        user_metadata: Default::default(),
-        checksums: Checksums::default(),
-        parts_count: None,
-        data: ObjectData::Inline(Vec::new()),
-        storage_class: StorageClass::Standard,
-        restored_until_ms: None,
-    }
-}
-
 fn delete_one(
     s: &Strata,
     bucket: &BucketRecord,
@@ -557,7 +532,7 @@ fn delete_one(
         VersioningMode::Unversioned => None,
         VersioningMode::Enabled | VersioningMode::Suspended => {
             let stamp = s.new_version(bucket)?;
-            Some(delete_marker(
+            Some(ObjectRecord::delete_marker(
                 stamp.version_id,
                 stamp.seq,
                 stamp.versioned,

@@ -8,8 +8,8 @@ use s3s::{S3Request, S3Response, S3Result};
 use super::errors;
 use super::errors::store_error;
 use super::Strata;
-use crate::clock::{ceil_to_midnight, DAY_MS};
 use crate::store::records::{ObjectRecord, StorageClass};
+use crate::util::clock::{ceil_to_midnight, DAY_MS};
 use crate::util::now_ms;
 
 /// The longest restore S3 accepts (`Days`), which also keeps the expiry arithmetic in range.

@@ -1,5 +1,5 @@
 //! Bucket website configuration: Put/Get/DeleteBucketWebsite, and the conversion between the
-//! s3s DTOs and the stored model (`crate::website`, which also validates it and resolves
+//! s3s DTOs and the stored model (`crate::model::website`, which also validates it and resolves
 //! website requests; `website_endpoint.rs` serves them).
 
 use s3s::dto::*;
@@ -7,7 +7,7 @@ use s3s::{S3Error, S3Request, S3Response, S3Result};
 
 use super::errors;
 use super::Strata;
-use crate::website::{self as model, parse_status, Invalid, InvalidCode, WebsiteConfig};
+use crate::model::website::{self as model, parse_status, Invalid, InvalidCode, WebsiteConfig};
 
 fn to_s3_error(e: Invalid) -> S3Error {
     match e.code {

@@ -96,6 +96,24 @@ pub struct SweepReport {
 }
 
 impl Store {
+    /// Removes an incomplete multipart upload and its parts, durably, then queues the parts'
+    /// blobs for the deferred unlink. `None` when the upload is already gone (completed or
+    /// aborted meanwhile); otherwise the bytes its parts held. AbortMultipartUpload, the
+    /// lifecycle worker and forced bucket deletes all go through here.
+    pub async fn remove_upload(&self, upload_id: &str) -> Result<Option<u64>, StoreError> {
+        let parts = self.meta.parts(upload_id)?;
+        let numbers: Vec<u32> = parts.iter().map(|(n, _)| *n).collect();
+        match self.meta.remove_upload(upload_id, &numbers) {
+            Ok(_) => {}
+            Err(meta::Rejected::Condition(())) => return Ok(None),
+            Err(meta::Rejected::Store(e)) => return Err(e),
+        }
+        self.meta.durable().await?;
+        let bytes = parts.iter().map(|(_, p)| p.blob.size).sum();
+        self.blobs.remove(parts.into_iter().map(|(_, p)| p.blob).collect());
+        Ok(Some(bytes))
+    }
+
     /// Opens the store. Call `meta.start_group_commit()` before serving requests.
     pub fn open(data_dir: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::StoreError;
-pub use crate::auth::acl::Acl;
-pub use crate::cors::CorsRule;
+pub use crate::model::acl::Acl;
+pub use crate::model::cors::CorsRule;
+pub use crate::model::object::{StorageClass, Tag};
 
 /// The only record format so far. A new layout gets a new byte and a migration.
 const FORMAT_V1: u8 = 1;
@@ -54,9 +55,9 @@ pub struct BucketRecord {
     pub encryption: Option<DefaultEncryption>,
     /// Static website hosting (PutBucketWebsite).
     #[serde(default)]
-    pub website: Option<crate::website::WebsiteConfig>,
+    pub website: Option<crate::model::website::WebsiteConfig>,
     #[serde(default)]
-    pub lifecycle: Option<crate::lifecycle::rules::LifecycleConfig>,
+    pub lifecycle: Option<crate::model::lifecycle::LifecycleConfig>,
 }
 
 impl BucketRecord {
@@ -127,13 +128,6 @@ impl PublicAccessBlock {
         block_public_policy: false,
         restrict_public_buckets: false,
     };
-}
-
-/// One key/value tag of an object or bucket.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct Tag {
-    pub key: String,
-    pub value: String,
 }
 
 /// The HTTP headers S3 stores with an object and returns on GET/HEAD.
@@ -302,46 +296,35 @@ pub struct ObjectRecord {
     pub restored_until_ms: Option<i64>,
 }
 
-/// The storage classes Strata keeps. STANDARD lives in `<data>/blobs`; STANDARD_IA and GLACIER
-/// live on the operator's cheaper cold volume, and GLACIER objects must be restored
-/// (RestoreObject) before they can be read, as in S3.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum StorageClass {
-    #[default]
-    Standard,
-    StandardIa,
-    Glacier,
-}
-
-impl StorageClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StorageClass::Standard => "STANDARD",
-            StorageClass::StandardIa => "STANDARD_IA",
-            StorageClass::Glacier => "GLACIER",
-        }
-    }
-
-    /// Parses an S3 storage-class name; `None` for classes Strata does not keep.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "STANDARD" => Some(StorageClass::Standard),
-            "STANDARD_IA" => Some(StorageClass::StandardIa),
-            "GLACIER" => Some(StorageClass::Glacier),
-            _ => None,
-        }
-    }
-
-    /// Whether this class's bytes live on the cold volume.
-    pub fn is_cold(self) -> bool {
-        self != StorageClass::Standard
-    }
-}
-
 /// The version id S3 clients see for versions written while versioning was not enabled.
 pub const NULL_VERSION: &str = "null";
 
 impl ObjectRecord {
+    /// A delete marker record (DeleteObject without a version id, or a lifecycle expiration
+    /// in a versioning bucket).
+    pub fn delete_marker(version_id: String, seq: u64, versioned: bool, owner: &str, now_ms: i64) -> ObjectRecord {
+        ObjectRecord {
+            version_id,
+            seq,
+            versioned,
+            delete_marker: true,
+            acl: None,
+            tags: Vec::new(),
+            encryption: None,
+            size: 0,
+            etag: String::new(),
+            last_modified_ms: now_ms,
+            owner: owner.to_string(),
+            headers: Default::default(),
+            user_metadata: Default::default(),
+            checksums: Checksums::default(),
+            parts_count: None,
+            data: ObjectData::Inline(Vec::new()),
+            storage_class: StorageClass::Standard,
+            restored_until_ms: None,
+        }
+    }
+
     /// The version id as S3 reports it: ours, or `null`.
     pub fn client_version_id(&self) -> &str {
         if self.versioned {

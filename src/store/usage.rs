@@ -5,27 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::meta::{object_key, MetaStore};
 use super::records::decode;
 use super::StoreError;
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct Usage {
-    /// Current versions that are objects (not delete markers).
-    pub objects: u64,
-    /// Their bytes (object size, as clients see it).
-    pub bytes: u64,
-    pub noncurrent_objects: u64,
-    pub noncurrent_bytes: u64,
-    /// Delete markers, current or not.
-    pub delete_markers: u64,
-    /// Incomplete multipart uploads.
-    pub uploads: u64,
-    /// Bytes of the parts uploaded to them so far.
-    pub upload_bytes: u64,
-}
+pub use crate::model::usage::Usage;
 
 /// The fields of an object record a usage scan needs (the rest, inline data included, is
 /// skipped rather than decoded).

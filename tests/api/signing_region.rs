@@ -54,7 +54,7 @@ fn raw_body<E>(err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::Ht
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_with_region_us_works_against_us_east_1() {
     let server = TestServer::start_with(ServerOptions {
-        rust_log: "warn,strata::signing_region=debug".into(),
+        rust_log: "warn,strata::http::signing_region=debug".into(),
         capture_stderr: true,
         ..ServerOptions::default()
     });
@@ -356,7 +356,7 @@ async fn sdk_file_uploads_with_region_us() {
     std::fs::write(file.path(), &body).expect("write temp file");
     for tls in [true, false] {
         let server = TestServer::start_with(ServerOptions {
-            rust_log: "warn,strata::signing_region=debug".into(),
+            rust_log: "warn,strata::http::signing_region=debug".into(),
             capture_stderr: true,
             tls,
             ..ServerOptions::default()

@@ -34,7 +34,7 @@ fn tls_connector(anchors: &[CertificateDer<'static>]) -> tokio_rustls::TlsConnec
     for a in anchors {
         roots.add(a.clone()).expect("trust anchor");
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(strata::tls::provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(strata::http::tls::provider())
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .with_root_certificates(roots)

@@ -1195,7 +1195,7 @@ mod tests {
         "\0",
     ];
 
-    use crate::test_mutation::{mutate, XorShift};
+    use crate::util::test_mutation::{mutate, XorShift};
 
     #[test]
     fn seeds_are_accepted_by_the_fuzz_entry() {

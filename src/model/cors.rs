@@ -885,7 +885,7 @@ mod tests {
         "\0",
     ];
 
-    use crate::test_mutation::{mutate, XorShift};
+    use crate::util::test_mutation::{mutate, XorShift};
 
     #[test]
     fn seed_is_accepted_by_the_fuzz_entry() {

@@ -1,5 +1,5 @@
 //! `strata bucket list|create|delete|usage`: the CLI side of the bucket admin API
-//! (`admin_buckets.rs`), always online through a running server. Formats tables and
+//! (`admin/buckets.rs`), always online through a running server. Formats tables and
 //! human-readable sizes; a forced delete shows a spinner until the server reports.
 
 use std::process::ExitCode;
@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::admin_client::AdminClient;
+use super::client::AdminClient;
+use super::{load_config, root_for_client, BucketCommand};
 
 pub enum BucketOp {
     List,
@@ -181,6 +182,30 @@ pub async fn run(client: &AdminClient, op: BucketOp) -> anyhow::Result<ExitCode>
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `strata bucket …`: resolves the server and the root key from the config, then runs the
+/// operation through the admin API.
+pub(super) fn command(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
+    let (op, target) = match cmd {
+        BucketCommand::List { target } => (BucketOp::List, target),
+        BucketCommand::Create { name, owner, target } => (BucketOp::Create { name, owner }, target),
+        BucketCommand::Delete { name, force, target } => (BucketOp::Delete { name, force }, target),
+        BucketCommand::Usage { name, target } => (BucketOp::Usage { name }, target),
+    };
+    let cfg = load_config(target.data.config.as_deref(), target.data.data.clone())?;
+    let endpoint = target.endpoint.unwrap_or_else(|| {
+        let scheme = if cfg.tls.files().is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", cfg.listen)
+    });
+    let client = AdminClient {
+        endpoint,
+        root: root_for_client(&cfg)?,
+        region: cfg.region.clone(),
+        ca_bundle: target.ca_bundle.or_else(|| cfg.tls.cert.clone()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run(&client, op))
 }
 
 #[cfg(test)]

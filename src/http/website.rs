@@ -5,7 +5,7 @@
 //! anonymous S3 read (the `Authorizer`) and served by the normal read path (Range, If-*,
 //! ETag, Content-Type, image transforms). Only what a website adds happens here: index
 //! documents, the `dir` → `dir/` redirect, redirect-all and routing rules (resolved by
-//! `crate::website`), `x-amz-website-redirect-location`, and turning S3's XML errors into the
+//! `crate::model::website`), `x-amz-website-redirect-location`, and turning S3's XML errors into the
 //! error document or an HTML error page.
 
 use hyper::body::Incoming;
@@ -13,8 +13,8 @@ use s3s::service::S3Service;
 use s3s::Body;
 
 use crate::auth::ClientInfo;
+use crate::model::website::{self, WebsiteConfig};
 use crate::store::Store;
-use crate::website::{self, WebsiteConfig};
 
 /// Request headers a website fetch passes on to the object read; everything else (signatures,
 /// `x-amz-*` such as SSE-C keys) is dropped, as website endpoints ignore authentication.
@@ -237,7 +237,7 @@ pub async fn serve(
     // CORS applies as on the S3 endpoint: the bucket's rules decorate every answer.
     let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
     if let (Some(origin), Some(rules)) = (origin, record.cors.as_deref()) {
-        if let Some(cors) = crate::cors::actual(rules, origin, method.as_str()) {
+        if let Some(cors) = crate::model::cors::actual(rules, origin, method.as_str()) {
             cors.apply(resp.headers_mut());
         }
     }

@@ -17,9 +17,8 @@ use s3s::{Body, S3Response, S3Result};
 use serde::Serialize;
 
 use crate::admin::{json, query_param};
-use crate::derivative::{source_id, Derivatives};
+use crate::derivative::Derivatives;
 use crate::s3::errors::{internal, store_error};
-use crate::store::meta::Rejected;
 use crate::store::records::{BucketRecord, Versioning};
 use crate::store::usage::{self, Usage};
 use crate::store::Store;
@@ -213,28 +212,17 @@ impl BucketAdmin {
             } else {
                 done.bytes += rec.size;
             }
-            self.store.blobs.remove(rec.blobs().to_vec());
-            self.derivatives.purge_source(source_id(bucket, key, &rec.version_id));
+            self.derivatives.retire_version(&self.store, bucket, key, rec);
         }
         Ok(removed.len())
     }
 
     async fn abort_upload(&self, upload_id: &str, done: &mut Deleted) -> S3Result<()> {
-        let meta = &self.store.meta;
-        let parts = meta.parts(upload_id).map_err(store_error)?;
-        let numbers: Vec<u32> = parts.iter().map(|(n, _)| *n).collect();
-        match meta.remove_upload(upload_id, &numbers) {
-            Ok(_) => {}
-            // Completed or aborted meanwhile.
-            Err(Rejected::Condition(())) => return Ok(()),
-            Err(Rejected::Store(e)) => return Err(store_error(e)),
+        // None: completed or aborted meanwhile.
+        if let Some(bytes) = self.store.remove_upload(upload_id).await.map_err(store_error)? {
+            done.uploads += 1;
+            done.bytes += bytes;
         }
-        meta.durable().await.map_err(store_error)?;
-        done.uploads += 1;
-        done.bytes += parts.iter().map(|(_, p)| p.blob.size).sum::<u64>();
-        self.store
-            .blobs
-            .remove(parts.into_iter().map(|(_, p)| p.blob).collect());
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use http_body_util::StreamBody;
 use hyper::body::Frame;
 use s3s::{Body, S3Response, S3Result};
 
-use super::{Backup, BackupError, Progress};
+use crate::backup::{Backup, BackupError, Progress};
 use crate::store::Store;
 use crate::util::errors;
 

@@ -1,8 +1,12 @@
-//! Small shared helpers: clocks and timestamp conversions, the one query-string parser
-//! ([`query`]) and the one place S3 errors are built ([`errors`]).
+//! Small shared helpers, below everything else: timestamp conversions, the injectable clock
+//! ([`clock`]), the one query-string parser ([`query`]) and the one place S3 errors are built
+//! ([`errors`]).
 
+pub mod clock;
 pub mod errors;
 pub mod query;
+#[cfg(test)]
+pub(crate) mod test_mutation;
 
 use s3s::dto::Timestamp;
 

@@ -5,9 +5,13 @@
 //! - `POST   /_strata/admin/keys?name=NAME` → `{"access_key": …, "secret_key": …, "name": …}`
 //! - `GET    /_strata/admin/keys`           → `[{"access_key": …, "name": …, "created_ms": …}]`
 //! - `DELETE /_strata/admin/keys/ID`        → 204, or 404 when no such key
-//! - `/_strata/admin/buckets…`              → bucket administration (`admin_buckets.rs`)
-//! - `POST   /_strata/admin/backup?to=DIR`  → NDJSON progress lines (see `crate::backup::http`)
-//! - `POST   /_strata/admin/lifecycle/run`  → one lifecycle run (see `lifecycle/admin.rs`)
+//! - `/_strata/admin/buckets…`              → bucket administration ([`buckets`])
+//! - `POST   /_strata/admin/backup?to=DIR`  → NDJSON progress lines ([`backup`])
+//! - `POST   /_strata/admin/lifecycle/run`  → one lifecycle run ([`lifecycle`])
+
+pub mod backup;
+pub mod buckets;
+pub mod lifecycle;
 
 use http::{Method, StatusCode};
 use s3s::route::S3Route;
@@ -34,7 +38,7 @@ pub struct AdminRoute {
     /// For backups (metadata snapshot + blob copies).
     pub store: crate::store::Store,
     pub root_access_key: String,
-    pub buckets: crate::admin_buckets::BucketAdmin,
+    pub buckets: crate::admin::buckets::BucketAdmin,
     pub lifecycle: std::sync::Arc<crate::lifecycle::Lifecycle>,
 }
 
@@ -139,9 +143,9 @@ impl S3Route for AdminRoute {
             }
             (Method::POST, "backup") => {
                 let to = query_param(&req.uri, "to").unwrap_or_default();
-                crate::backup::http::start(&self.store, &to)
+                crate::admin::backup::start(&self.store, &to)
             }
-            (Method::POST, "lifecycle/run") => crate::lifecycle::admin::run(&self.lifecycle, &req.uri).await,
+            (Method::POST, "lifecycle/run") => crate::admin::lifecycle::run(&self.lifecycle, &req.uri).await,
             _ => Err(errors::method_not_allowed_because("Unknown admin operation")),
         }
     }

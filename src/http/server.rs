@@ -27,12 +27,12 @@ use crate::s3::Strata;
 use crate::store::Store;
 use crate::util::errors;
 
+use super::tls::H2_PREFACE;
+
 /// Largest request head (request line + headers) we buffer.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long open connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// The first bytes of every HTTP/2 connection (hyper-util tells the protocols apart by it).
-pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The S3 service, and the lifecycle worker that shares its derivative cache (started by
 /// [`serve`]).
@@ -57,7 +57,7 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
         store.clone(),
         derivatives.clone(),
         cfg.lifecycle.clone(),
-        Arc::new(crate::clock::SystemClock),
+        Arc::new(crate::util::clock::SystemClock),
     ));
     let strata = Strata {
         store: store.clone(),
@@ -81,7 +81,7 @@ pub fn build_service(cfg: &Config, store: &Store, root: &RootKey) -> anyhow::Res
         meta: store.meta.clone(),
         store: store.clone(),
         root_access_key: root.access_key.clone(),
-        buckets: crate::admin_buckets::BucketAdmin {
+        buckets: crate::admin::buckets::BucketAdmin {
             store: store.clone(),
             derivatives,
             region: cfg.region.clone(),
@@ -226,11 +226,11 @@ struct Front {
     /// on https.
     redirect_to_port: Option<u16>,
     /// `/_strata/metrics`.
-    metrics: Arc<crate::metrics::endpoint::Endpoint>,
+    metrics: Arc<crate::http::metrics::Endpoint>,
     /// Which requests are website requests (`website_endpoint.rs`).
-    website: crate::website_endpoint::WebsiteHosts,
+    website: crate::http::website::WebsiteHosts,
     /// The SigV4 signing-region pre-check (`signing_region.rs`).
-    signing_region: Arc<crate::signing_region::SigningRegion>,
+    signing_region: Arc<crate::http::signing_region::SigningRegion>,
 }
 
 /// The bucket a request addresses (virtual-hosted or path style), for CORS.
@@ -248,7 +248,7 @@ fn request_bucket(req: &http::Request<Incoming>, domain: Option<&str>) -> Option
 }
 
 /// The CORS rules of the bucket a request addresses, if it has any.
-fn bucket_cors_rules(front: &Front, req: &http::Request<Incoming>) -> Option<Vec<crate::cors::CorsRule>> {
+fn bucket_cors_rules(front: &Front, req: &http::Request<Incoming>) -> Option<Vec<crate::model::cors::CorsRule>> {
     request_bucket(req, front.domain.as_deref())
         .and_then(|b| front.store.meta.bucket(&b).ok().flatten())
         .and_then(|b| b.cors)
@@ -273,23 +273,23 @@ fn preflight(front: &Front, req: &http::Request<Incoming>) -> Option<http::Respo
     };
     let rules = bucket_cors_rules(front, req);
     let Some(rules) = rules else {
-        return Some(forbidden(crate::cors::cors_not_enabled()));
+        return Some(forbidden(crate::model::cors::cors_not_enabled()));
     };
-    match crate::cors::preflight(&rules, origin, method, requested_headers) {
+    match crate::model::cors::preflight(&rules, origin, method, requested_headers) {
         Some(allowed) => {
             let mut resp = http::Response::new(Body::empty());
             allowed.apply(resp.headers_mut());
             Some(resp)
         }
-        None => Some(forbidden(crate::cors::preflight_denied())),
+        None => Some(forbidden(crate::model::cors::preflight_denied())),
     }
 }
 
 /// The CORS headers an actual (non-preflight) cross-origin request gets, errors included.
-fn cors_headers(front: &Front, req: &http::Request<Incoming>) -> Option<crate::cors::CorsHeaders> {
+fn cors_headers(front: &Front, req: &http::Request<Incoming>) -> Option<crate::model::cors::CorsHeaders> {
     let origin = header_str(req, "origin")?;
     let rules = bucket_cors_rules(front, req)?;
-    crate::cors::actual(&rules, origin, req.method().as_str())
+    crate::model::cors::actual(&rules, origin, req.method().as_str())
 }
 
 /// s3s answers a POST form that breaks one of its policy's conditions with 400
@@ -336,14 +336,14 @@ async fn route(
     req: http::Request<Incoming>,
 ) -> http::Response<Body> {
     if let Some(port) = front.redirect_to_port {
-        return crate::tls::https_redirect(&req, port);
+        return crate::http::tls::https_redirect(&req, port);
     }
     if let Some(bucket) = front.website.bucket(&req) {
         let client = crate::auth::ClientInfo {
             addr: peer,
             secure: front.secure,
         };
-        return crate::website_endpoint::serve(&service, &front.store, &bucket, client, req).await;
+        return crate::http::website::serve(&service, &front.store, &bucket, client, req).await;
     }
     if let Some(answer) = preflight(&front, &req) {
         return answer;
@@ -408,7 +408,7 @@ async fn respond(
     });
     match req.uri().path() {
         "/_strata/health" => plain(http::StatusCode::OK, "ok\n"),
-        crate::metrics::endpoint::PATH => front.metrics.serve(peer, req.method(), req.headers()).await,
+        crate::http::metrics::PATH => front.metrics.serve(peer, req.method(), req.headers()).await,
         "/_strata/ready" => {
             let ok = tokio::task::spawn_blocking(move || readiness(&store))
                 .await
@@ -453,7 +453,7 @@ async fn respond(
 #[derive(Clone)]
 enum Kind {
     /// HTTPS (`listen` with TLS configured).
-    Tls(Arc<crate::tls::Tls>),
+    Tls(Arc<crate::http::tls::Tls>),
     /// Plain HTTP (`listen` without TLS, or `tls.http_listen`).
     Plain,
     /// `tls.http_listen` with `tls.redirect_http`: redirects to the HTTPS port.
@@ -483,7 +483,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
     let (service, lifecycle) = build_service(&cfg, &store, &root)?;
     lifecycle.spawn_schedule();
     let tls = match cfg.tls.files() {
-        Some((cert, key)) => Some(crate::tls::Tls::load(cert, key)?),
+        Some((cert, key)) => Some(crate::http::tls::Tls::load(cert, key)?),
         None => None,
     };
     let listener = bind(cfg.listen).await?;
@@ -505,7 +505,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
         Some(a) => Some(bind(a).await?),
         None => None,
     };
-    crate::tls::Tls::reload_on_sighup(tls.clone())?;
+    crate::http::tls::Tls::reload_on_sighup(tls.clone())?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -531,11 +531,11 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
         out.flush()?;
     }
     tracing::info!(%addr, tls = tls.is_some(), data_dir = %cfg.data_dir.display(), "strata is serving");
-    let metrics = Arc::new(crate::metrics::endpoint::Endpoint::new(
+    let metrics = Arc::new(crate::http::metrics::Endpoint::new(
         cfg.metrics.clone(),
         store.meta.clone(),
     ));
-    let signing_region = Arc::new(crate::signing_region::SigningRegion::new(
+    let signing_region = Arc::new(crate::http::signing_region::SigningRegion::new(
         cfg.region.clone(),
         Arc::new(KeyAuth {
             root: root.clone(),
@@ -587,7 +587,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
             secure: matches!(kind, Kind::Tls(_)),
             redirect_to_port: None,
             metrics: metrics.clone(),
-            website: crate::website_endpoint::WebsiteHosts {
+            website: crate::http::website::WebsiteHosts {
                 domain: cfg.website.domain.clone(),
                 every_request: matches!(kind, Kind::Website),
             },
@@ -605,7 +605,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                 let method = req.method().clone();
                 let path = req.uri().path().to_string();
                 let op_slot = crate::metrics::OpSlot::default();
-                let fallback_op = crate::metrics::fallback_op(&method, &path, req.headers());
+                let fallback_op = super::fallback_op(&method, &path, req.headers());
                 req.extensions_mut().insert(op_slot.clone());
                 req.extensions_mut()
                     .insert(crate::s3::errors::RequestId(request_id.clone()));
@@ -648,7 +648,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                         tracing::debug!(%peer, "closed a connection that sent no request in time");
                         return;
                     }
-                    crate::tls::Stream::Plain(stream)
+                    crate::http::tls::Stream::Plain(stream)
                 }
             };
             let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();

@@ -24,6 +24,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+/// The first bytes of every HTTP/2 connection (hyper-util tells the protocols apart by it).
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 /// The crypto provider of every TLS object we make: ring (not rustls' default aws-lc-rs).
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -195,7 +198,7 @@ impl Tls {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a request"));
             }
             first.extend_from_slice(&buf[..n]);
-            let preface = crate::server::H2_PREFACE;
+            let preface = H2_PREFACE;
             if first.len() >= preface.len() || !preface.starts_with(&first) {
                 break;
             }

@@ -144,7 +144,7 @@ impl AdminClient {
         if roots.is_empty() {
             anyhow::bail!("CA bundle {} holds no PEM CERTIFICATE section", ca.display());
         }
-        let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        let mut config = rustls::ClientConfig::builder_with_provider(crate::http::tls::provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();

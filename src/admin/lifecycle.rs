@@ -1,13 +1,13 @@
 //! `POST /_strata/admin/lifecycle/run[?bucket=B][&now=RFC3339]` (root only, routed by
-//! `admin.rs`): one lifecycle run, answered with its [`super::RunReport`] as JSON once it is
+//! `admin.rs`): one lifecycle run, answered with its [`crate::lifecycle::RunReport`] as JSON once it is
 //! done. `now` is honoured only when the config sets `lifecycle.allow_clock_override` (a
 //! test-only switch); otherwise it is a 400.
 
 use http::StatusCode;
 use s3s::{Body, S3Response, S3Result};
 
-use super::Lifecycle;
 use crate::admin::{json, query_param};
+use crate::lifecycle::Lifecycle;
 use crate::s3::errors::store_error;
 use crate::util::errors;
 

@@ -96,7 +96,7 @@ impl Endpoint {
         let meta = self.meta.clone();
         match tokio::task::spawn_blocking(move || crate::store::usage::all_usage(&meta)).await {
             Ok(Ok(all)) => {
-                super::global().set_usage(&all);
+                crate::metrics::global().set_usage(&all);
                 *last = Some(Instant::now());
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "bucket usage scan failed"),
@@ -120,7 +120,7 @@ impl Endpoint {
             return resp;
         }
         self.refresh_usage().await;
-        let body = super::global().render();
+        let body = crate::metrics::global().render();
         let mut resp = http::Response::new(Body::from(body));
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,
