@@ -1,5 +1,5 @@
 //! `POST /_strata/admin/lifecycle/run[?bucket=B][&now=RFC3339]` (root only, routed by
-//! `admin.rs`): one lifecycle run, answered with its [`crate::lifecycle::RunReport`] as JSON once it is
+//! `admin/mod.rs`): one lifecycle run, answered with its [`crate::lifecycle::RunReport`] as JSON once it is
 //! done. `now` is honoured only when the config sets `lifecycle.allow_clock_override` (a
 //! test-only switch); otherwise it is a 400.
 

@@ -42,7 +42,7 @@ pub struct Authorizer {
 /// Longest lifetime of a presigned URL, as S3 allows for SigV4 (seven days).
 pub const MAX_PRESIGNED_SECS: i64 = 7 * 24 * 3600;
 
-/// What the network layer knows about a request's connection; `server.rs` puts it in the
+/// What the network layer knows about a request's connection; `http/server.rs` puts it in the
 /// request extensions so policy conditions (`aws:SourceIp`, `aws:SecureTransport`) see it.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientInfo {

@@ -227,7 +227,7 @@ struct Front {
     redirect_to_port: Option<u16>,
     /// `/_strata/metrics`.
     metrics: Arc<crate::http::metrics::Endpoint>,
-    /// Which requests are website requests (`website_endpoint.rs`).
+    /// Which requests are website requests (`website.rs`).
     website: crate::http::website::WebsiteHosts,
     /// The SigV4 signing-region pre-check (`signing_region.rs`).
     signing_region: Arc<crate::http::signing_region::SigningRegion>,

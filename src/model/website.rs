@@ -1,6 +1,6 @@
 //! Static website hosting, the pure part: a bucket's website configuration as stored in its
 //! record, S3's validation rules for it, how a website request resolves (index documents,
-//! redirect-all, routing rules) and the HTML error page. No I/O: `website_endpoint.rs` does
+//! redirect-all, routing rules) and the HTML error page. No I/O: `http/website.rs` does
 //! the fetching, `s3/website.rs` the Put/Get/DeleteBucketWebsite API.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! Bucket CORS configuration: Put/Get/DeleteBucketCors. The rules and their matching live in
-//! `crate::model::cors`; `server.rs` answers preflights and decorates responses with them.
+//! `crate::model::cors`; `http/server.rs` answers preflights and decorates responses with them.
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};

@@ -42,7 +42,7 @@ pub fn internal(what: &str, e: impl std::fmt::Display) -> S3Error {
     internal_error()
 }
 
-/// The id `server.rs` gives each request (its `x-amz-request-id`), in the request extensions so
+/// The id `http/server.rs` gives each request (its `x-amz-request-id`), in the request extensions so
 /// error bodies can carry it too.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);

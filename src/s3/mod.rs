@@ -56,7 +56,7 @@ pub struct Strata {
 
 /// A response status s3s 0.14 cannot express: it ignores `S3Response::status` for most
 /// operations (RestoreObject's 202), so handlers put this in the response extensions and
-/// `server.rs` applies it.
+/// `http/server.rs` applies it.
 #[derive(Clone, Copy, Debug)]
 pub struct StatusOverride(pub http::StatusCode);
 

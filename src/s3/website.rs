@@ -1,6 +1,6 @@
 //! Bucket website configuration: Put/Get/DeleteBucketWebsite, and the conversion between the
 //! s3s DTOs and the stored model (`crate::model::website`, which also validates it and resolves
-//! website requests; `website_endpoint.rs` serves them).
+//! website requests; `http/website.rs` serves them).
 
 use s3s::dto::*;
 use s3s::{S3Error, S3Request, S3Response, S3Result};
