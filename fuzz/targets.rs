@@ -1092,7 +1092,9 @@ pub fn keys(data: &[u8]) -> Outcome {
     for key in &keys {
         for bucket in [KEYS_BUCKET, KEYS_NEIGHBOUR] {
             meta.delete_current(bucket, key, VersioningMode::Unversioned, None)
-                .unwrap_or_else(|e| panic!("delete_current({bucket}, {key:?}): {e}"));
+                .unwrap_or_else(|e| panic!("delete_current({bucket}, {key:?}): {e}"))
+                .durable_blocking()
+                .unwrap_or_else(|e| panic!("flush: {e}"));
         }
     }
     if let Err(p) = result {

@@ -28,7 +28,7 @@ use crate::derivative::Derivatives;
 use crate::model::lifecycle::{Rule, TargetClass};
 use crate::store::records::{ObjectRecord, VersioningMode};
 use crate::store::versions::Expect;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Unflushed};
 use crate::util::clock::Clock;
 
 /// What one run did.
@@ -349,7 +349,8 @@ impl Lifecycle {
         }
         let meta = &self.store.meta;
         let mut done = RunReport::default();
-        let mut retired: Vec<(String, ObjectRecord)> = Vec::new();
+        // Each applied action, to be made durable together and freed after.
+        let mut applied: Vec<Unflushed<(String, Vec<ObjectRecord>)>> = Vec::new();
         for p in planned {
             match p {
                 Planned::ExpireCurrent { key, version_id } => {
@@ -367,9 +368,9 @@ impl Lifecycle {
                         }
                     };
                     match meta.delete_current_if(bucket, &key, mode, marker.as_ref(), Some(&version_id))? {
-                        Some((_, change)) => {
+                        Some(change) => {
                             done.expired += 1;
-                            retired.extend(change.retired.into_iter().map(|r| (key.clone(), r)));
+                            applied.push(change.map(|d| (key, d.change.retired)));
                         }
                         None => done.skipped += 1,
                     }
@@ -378,7 +379,7 @@ impl Lifecycle {
                     match meta.delete_version_if(bucket, &key, &version_id, Expect::OnlyVersion(&id))? {
                         Some(d) => {
                             done.delete_markers_removed += 1;
-                            retired.push((key, d.record));
+                            applied.push(d.map(|d| (key, vec![d.record])));
                         }
                         None => done.skipped += 1,
                     }
@@ -387,7 +388,7 @@ impl Lifecycle {
                     match meta.delete_version_if(bucket, &key, &version_id, Expect::Noncurrent(&id))? {
                         Some(d) => {
                             done.noncurrent_expired += 1;
-                            retired.push((key, d.record));
+                            applied.push(d.map(|d| (key, vec![d.record])));
                         }
                         None => done.skipped += 1,
                     }
@@ -407,9 +408,10 @@ impl Lifecycle {
                 }
             }
         }
-        meta.durable().await?;
-        for (key, old) in &retired {
-            self.derivatives.retire_version(&self.store, bucket, key, old);
+        for (key, retired) in Unflushed::all(applied).durable().await? {
+            for old in &retired {
+                self.derivatives.retire_version(&self.store, bucket, &key, old);
+            }
         }
         report.expired += done.expired;
         report.delete_markers_removed += done.delete_markers_removed;

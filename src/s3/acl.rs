@@ -160,10 +160,10 @@ pub async fn put_object(s: &Strata, req: S3Request<PutObjectAclInput>) -> S3Resu
             r.acl = Some(acl.clone())
         })
         .map_err(store_error)?;
-    if updated.is_none() {
+    let Some(updated) = updated else {
         return Err(errors::no_such_key());
-    }
-    s.store.meta.durable().await.map_err(store_error)?;
+    };
+    updated.durable().await.map_err(store_error)?;
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }
 

@@ -11,6 +11,7 @@ mod cors;
 mod derived;
 mod encryption;
 pub mod errors;
+mod get;
 mod lifecycle;
 mod list;
 pub(crate) mod multipart;
@@ -32,9 +33,10 @@ use s3s::{S3Request, S3Response, S3Result, S3};
 use crate::auth::Authorizer;
 use crate::config::{Limits, TransformConfig};
 use crate::derivative::Derivatives;
+use crate::store::faults::{crash_point, CrashPoint};
 use crate::store::meta::Rejected;
 use crate::store::records::{BucketRecord, ObjectHeaders, ObjectRecord, VersioningMode, NULL_VERSION};
-use crate::store::Store;
+use crate::store::{Retires, Store, Unflushed};
 use errors::store_error;
 
 /// S3 keys are at most 1024 bytes of UTF-8.
@@ -165,10 +167,37 @@ impl Strata {
         })
     }
 
-    /// Frees what a replaced or deleted version held: its blobs (after the grace period)
-    /// and every derivative made from it.
-    fn retire(&self, bucket: &str, key: &str, old: &ObjectRecord) {
-        self.derivatives.retire_version(&self.store, bucket, key, old);
+    /// The one tail of every object write and delete (PUT, CopyObject, CompleteMultipartUpload,
+    /// DeleteObject): the change becomes durable, between the `meta-applied` and
+    /// `meta-durable` crash points, and only then is what it retired freed (blobs after the
+    /// grace period, every derivative made from them). Returns what the change produced.
+    async fn settle<T: Retires>(&self, bucket: &str, key: &str, change: Unflushed<T>) -> S3Result<T> {
+        crash_point(CrashPoint::MetaApplied);
+        let done = change.durable().await.map_err(store_error)?;
+        crash_point(CrashPoint::MetaDurable);
+        self.free_retired(bucket, key, &done);
+        Ok(done)
+    }
+
+    /// [`Strata::settle`] for changes to several keys made durable together (DeleteObjects).
+    async fn settle_many<T: Retires>(
+        &self,
+        bucket: &str,
+        changes: Unflushed<Vec<(String, T)>>,
+    ) -> S3Result<Vec<(String, T)>> {
+        crash_point(CrashPoint::MetaApplied);
+        let done = changes.durable().await.map_err(store_error)?;
+        crash_point(CrashPoint::MetaDurable);
+        for (key, change) in &done {
+            self.free_retired(bucket, key, change);
+        }
+        Ok(done)
+    }
+
+    fn free_retired(&self, bucket: &str, key: &str, change: &impl Retires) {
+        for old in change.retired() {
+            self.derivatives.retire_version(&self.store, bucket, key, old);
+        }
     }
 
     fn user_metadata(&self, m: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
@@ -258,12 +287,12 @@ impl S3 for Strata {
     }
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let id = errors::request_id(&req.extensions);
-        object::get(self, req)
+        get::get(self, req)
             .await
             .map_err(|e| errors::with_request_id(e, id.as_deref()))
     }
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        object::head(self, req).await
+        get::head(self, req).await
     }
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         object::delete(self, req).await

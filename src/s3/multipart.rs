@@ -125,8 +125,7 @@ pub(super) async fn into_blob(s: &Strata, ingested: Ingested, class: Class) -> S
 pub(super) async fn record_part(s: &Strata, upload_id: &str, number: i32, part: PartRecord) -> S3Result<()> {
     match s.store.meta.put_part(upload_id, number as u32, &part) {
         Ok(replaced) => {
-            s.store.meta.durable().await.map_err(store_error)?;
-            if let Some(old) = replaced {
+            if let Some(old) = replaced.durable().await.map_err(store_error)? {
                 s.store.blobs.remove(vec![old.blob]);
             }
             Ok(())
@@ -351,13 +350,9 @@ pub async fn complete(
         Err(Rejected::Condition(None)) => return Err(no_such_upload()),
         Err(Rejected::Store(e)) => return Err(store_error(e)),
     };
-    crate::store::faults::crash_point("meta-applied");
-    s.store.meta.durable().await.map_err(store_error)?;
-    crate::store::faults::crash_point("meta-durable");
+    s.settle(&input.bucket, &input.key, replaced).await?;
+    // Uploaded parts the completion left out: unreferenced once the completion is durable.
     s.store.blobs.remove(unused);
-    for old in &replaced.retired {
-        s.retire(&input.bucket, &input.key, old);
-    }
     let c = checksum::to_dto(&rec.checksums);
     let sse = report(rec.encryption.as_ref());
     Ok(S3Response::new(CompleteMultipartUploadOutput {

@@ -106,10 +106,12 @@ pub async fn restore_object(
             }
         })
         .map_err(store_error)?;
-    if updated.is_none_or(|r| r.version_id != target) {
+    let Some(updated) = updated else {
+        return Err(errors::no_such_key());
+    };
+    if updated.durable().await.map_err(store_error)?.version_id != target {
         return Err(errors::no_such_key());
     }
-    s.store.meta.durable().await.map_err(store_error)?;
     let mut resp = S3Response::new(RestoreObjectOutput::default());
     if !already {
         resp.extensions

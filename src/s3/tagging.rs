@@ -90,10 +90,10 @@ async fn set_object_tags(
         .meta
         .update_version(bucket, key, version_id, |r| r.tags = tags.clone())
         .map_err(store_error)?;
-    let Some(rec) = updated else {
+    let Some(updated) = updated else {
         return Err(errors::no_such_key());
     };
-    s.store.meta.durable().await.map_err(store_error)?;
+    let rec = updated.durable().await.map_err(store_error)?;
     Ok(super::reported_version(&b, &rec))
 }
 

@@ -85,7 +85,7 @@ impl MetaStore {
             return Ok(());
         }
         let value = encode(s)?;
-        self.mutate(|| self.suspects.insert(k, value))?;
+        self.mutate(|g| self.suspects.insert(g, k, value))?;
         Ok(())
     }
 
@@ -102,7 +102,7 @@ impl MetaStore {
     /// Removes a version's mark (scrub has checked it).
     pub fn clear_suspect(&self, at: &ObjectAt) -> Result<(), StoreError> {
         let k = suspect_key(at);
-        self.mutate(|| self.suspects.remove(k))?;
+        self.mutate(|g| self.suspects.remove(g, k))?;
         Ok(())
     }
 }

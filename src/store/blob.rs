@@ -20,6 +20,7 @@ use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
 
 use super::crypto::{BlobCipher, Key256, SegmentSealer};
+use super::faults::{crash_point, CrashPoint};
 pub use super::integrity::crc64;
 use super::integrity::{FileReport, TableBuilder};
 use super::records::BlobRef;
@@ -325,14 +326,14 @@ impl BlobStore {
                 s.finish(&mut sealed).map_err(io::Error::other)?;
                 on_disk(&sealed, &mut out)?;
             }
-            super::faults::crash_point("blob-written");
+            crash_point(CrashPoint::BlobWritten);
             if let Some(t) = table {
                 out.write_all(&t.finish())?;
             }
             let file = out.into_inner().map_err(|e| e.into_error())?;
-            super::faults::crash_point("blob-table-written");
+            crash_point(CrashPoint::BlobTableWritten);
             file.sync_all()?;
-            super::faults::crash_point("blob-synced");
+            crash_point(CrashPoint::BlobSynced);
             Ok((md5, crc, hasher))
         });
 
@@ -394,11 +395,11 @@ impl BlobStore {
                 rename_or_copy(&from, &cold_tmp)?;
             }
             fs::rename(if cold { &cold_tmp } else { &from }, &to)?;
-            super::faults::crash_point("blob-renamed");
+            crash_point(CrashPoint::BlobRenamed);
             if let Some(dir) = to.parent() {
                 fsync_dir(dir)?;
             }
-            super::faults::crash_point("blob-published");
+            crash_point(CrashPoint::BlobPublished);
             Ok(())
         })
         .await

@@ -20,34 +20,36 @@
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::commit::GroupCommit;
+use super::durable::{Flusher, Unflushed};
+use super::gate::{Gate, GatedTree, WriteGate};
 use super::records::{decode, encode, BucketRecord, KeyRecord, ObjectRecord, PartRecord, UploadRecord};
 use super::StoreError;
 
 #[derive(Clone)]
 pub struct MetaStore {
     pub(super) db: sled::Db,
-    buckets: sled::Tree,
-    pub(super) objects: sled::Tree,
+    buckets: GatedTree,
+    pub(super) objects: GatedTree,
     /// Noncurrent versions: bucket, `0x00`, key, `0x00`, big-endian `!seq` (newest first).
-    pub(super) versions: sled::Tree,
+    pub(super) versions: GatedTree,
     /// Where a key's noncurrent null version is: bucket, `0x00`, key → its big-endian seq.
-    pub(super) null_versions: sled::Tree,
-    pub(super) uploads: sled::Tree,
-    pub(super) parts: sled::Tree,
-    keys: sled::Tree,
+    pub(super) null_versions: GatedTree,
+    pub(super) uploads: GatedTree,
+    pub(super) parts: GatedTree,
+    keys: GatedTree,
     /// SSE-KMS key name → sealed key (see [`super::keyring`]).
-    kms: sled::Tree,
+    kms: GatedTree,
     /// Object versions whose bytes failed a check, for scrub (see [`super::bitrot`]).
-    pub(super) suspects: sled::Tree,
+    pub(super) suspects: GatedTree,
     commit: Option<Arc<GroupCommit>>,
-    /// Shared by every mutation, exclusive for a snapshot (see the module doc).
-    gate: Arc<RwLock<()>>,
+    /// Shared by every mutation, exclusive for a snapshot (see [`super::gate`]).
+    gate: Arc<WriteGate>,
 }
 
 /// What [`MetaStore::snapshot`] hands its visitor, in order: `Start`, then one `Tree` per
@@ -125,27 +127,28 @@ impl MetaStore {
             .cache_capacity(cache_bytes)
             .open()?;
         Ok(Self {
-            buckets: db.open_tree("buckets")?,
-            objects: db.open_tree("objects")?,
-            versions: db.open_tree("versions")?,
-            null_versions: db.open_tree("null_versions")?,
-            uploads: db.open_tree("uploads")?,
-            parts: db.open_tree("parts")?,
-            keys: db.open_tree("keys")?,
-            kms: db.open_tree("kms")?,
-            suspects: db.open_tree("suspects")?,
+            buckets: GatedTree::new(db.open_tree("buckets")?),
+            objects: GatedTree::new(db.open_tree("objects")?),
+            versions: GatedTree::new(db.open_tree("versions")?),
+            null_versions: GatedTree::new(db.open_tree("null_versions")?),
+            uploads: GatedTree::new(db.open_tree("uploads")?),
+            parts: GatedTree::new(db.open_tree("parts")?),
+            keys: GatedTree::new(db.open_tree("keys")?),
+            kms: GatedTree::new(db.open_tree("kms")?),
+            suspects: GatedTree::new(db.open_tree("suspects")?),
             db,
             commit: None,
-            gate: Arc::new(RwLock::new(())),
+            gate: Arc::new(WriteGate::default()),
         })
     }
 
-    /// Runs one change to the metadata under the shared side of the write gate. Every
-    /// insert/remove/transaction on any tree must go through here (a snapshot waits for the
-    /// changes in flight and holds new ones off). Never nest: a waiting snapshot would deadlock.
-    pub(super) fn mutate<R>(&self, change: impl FnOnce() -> R) -> R {
-        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        change()
+    /// Runs one change to the metadata under the shared side of the write gate: `change` gets
+    /// the [`Gate`] that every tree write needs, so no change can skip it (a snapshot waits for
+    /// the changes in flight and holds new ones off). Never nest: a waiting snapshot would
+    /// deadlock.
+    pub(super) fn mutate<R>(&self, change: impl FnOnce(&Gate<'_>) -> R) -> R {
+        let gate = self.gate.enter();
+        change(&gate)
     }
 
     /// Visits every entry of every sled tree (`tree_names`, so trees added later are included)
@@ -155,7 +158,7 @@ impl MetaStore {
         &self,
         mut visit: impl FnMut(SnapshotItem<'_>) -> Result<(), StoreError>,
     ) -> Result<SnapshotInfo, StoreError> {
-        let _exclusive = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let _exclusive = self.gate.exclusive();
         let started = Instant::now();
         let next_seq = self.db.generate_id()?;
         visit(SnapshotItem::Start { next_seq })?;
@@ -175,12 +178,12 @@ impl MetaStore {
 
     /// Loads entries into tree `name` (restore into a fresh database).
     pub fn import(&self, name: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
-        let tree = self.db.open_tree(name)?;
+        let tree = GatedTree::new(self.db.open_tree(name)?);
         let mut batch = sled::Batch::default();
         for (k, v) in entries {
             batch.insert(k, v);
         }
-        self.mutate(|| tree.apply_batch(batch))?;
+        self.mutate(|g| tree.apply_batch(g, batch))?;
         Ok(())
     }
 
@@ -198,15 +201,22 @@ impl MetaStore {
         }
     }
 
-    /// Waits until every change made so far is on stable storage.
+    /// Waits until every change made so far is on stable storage. (Version, upload and part
+    /// changes return an [`Unflushed`] instead, whose `durable` does this.)
     pub async fn durable(&self) -> Result<(), StoreError> {
-        match &self.commit {
-            Some(c) => c.durable().await,
-            None => {
-                self.db.flush()?;
-                Ok(())
-            }
+        self.flusher().durable().await
+    }
+
+    fn flusher(&self) -> Flusher {
+        Flusher {
+            db: self.db.clone(),
+            commit: self.commit.clone(),
         }
+    }
+
+    /// `value`, the product of a change just applied, to be handed out once it is durable.
+    pub(super) fn unflushed<T>(&self, value: T) -> Unflushed<T> {
+        Unflushed::new(value, self.flusher())
     }
 
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
@@ -223,7 +233,10 @@ impl MetaStore {
     /// Inserts the bucket unless it exists; returns the existing record if it does.
     pub fn create_bucket(&self, name: &str, rec: &BucketRecord) -> Result<Option<BucketRecord>, StoreError> {
         let value = encode(rec)?;
-        match self.mutate(|| self.buckets.compare_and_swap(name, None as Option<&[u8]>, Some(value)))? {
+        match self.mutate(|g| {
+            self.buckets
+                .compare_and_swap(g, name, None as Option<&[u8]>, Some(value))
+        })? {
             Ok(()) => Ok(None),
             Err(cas) => cas.current.map(|v| decode(&v)).transpose(),
         }
@@ -235,8 +248,8 @@ impl MetaStore {
         name: &str,
         change: impl Fn(&mut BucketRecord) -> Result<(), E>,
     ) -> Result<Option<BucketRecord>, Rejected<E>> {
-        self.mutate(|| {
-            self.buckets.transaction(|t| {
+        self.mutate(|g| {
+            self.buckets.under(g).transaction(|t| {
                 let Some(v) = t.get(name)? else { return Ok(None) };
                 let mut rec: BucketRecord = decode(&v).map_err(|e| abort(e.into()))?;
                 change(&mut rec).map_err(|e| abort(Rejected::Condition(e)))?;
@@ -249,7 +262,7 @@ impl MetaStore {
     }
 
     pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
-        self.mutate(|| self.buckets.remove(name))?;
+        self.mutate(|g| self.buckets.remove(g, name))?;
         Ok(())
     }
 
@@ -321,7 +334,7 @@ impl MetaStore {
 
     pub fn put_upload(&self, id: &str, rec: &UploadRecord) -> Result<(), StoreError> {
         let value = encode(rec)?;
-        self.mutate(|| self.uploads.insert(id, value))?;
+        self.mutate(|g| self.uploads.insert(g, id, value))?;
         Ok(())
     }
 
@@ -338,12 +351,17 @@ impl MetaStore {
         Ok(out)
     }
 
-    /// Records a part if its upload still exists; returns the part it replaced.
-    pub fn put_part(&self, upload_id: &str, number: u32, rec: &PartRecord) -> Result<Option<PartRecord>, Rejected<()>> {
+    /// Records a part if its upload still exists; once durable, the part it replaced.
+    pub fn put_part(
+        &self,
+        upload_id: &str,
+        number: u32,
+        rec: &PartRecord,
+    ) -> Result<Unflushed<Option<PartRecord>>, Rejected<()>> {
         let pk = part_key(upload_id, number);
         let value = encode(rec)?;
-        self.mutate(|| {
-            (&self.uploads, &self.parts).transaction(|(uploads, parts)| {
+        self.mutate(|g| {
+            (self.uploads.under(g), self.parts.under(g)).transaction(|(uploads, parts)| {
                 if uploads.get(upload_id)?.is_none() {
                     return Err(abort(Rejected::Condition(())));
                 }
@@ -354,6 +372,7 @@ impl MetaStore {
                 Ok(old)
             })
         })
+        .map(|old| self.unflushed(old))
         .map_err(tx_err)
     }
 
@@ -374,10 +393,10 @@ impl MetaStore {
 
     /// Removes an upload and the given parts in one transaction. Fails with
     /// `Rejected::Condition` when the upload no longer exists.
-    pub fn remove_upload(&self, upload_id: &str, parts: &[u32]) -> Result<UploadRecord, Rejected<()>> {
+    pub fn remove_upload(&self, upload_id: &str, parts: &[u32]) -> Result<Unflushed<UploadRecord>, Rejected<()>> {
         let keys: Vec<Vec<u8>> = parts.iter().map(|n| part_key(upload_id, *n)).collect();
-        self.mutate(|| {
-            (&self.uploads, &self.parts).transaction(|(uploads, p)| {
+        self.mutate(|g| {
+            (self.uploads.under(g), self.parts.under(g)).transaction(|(uploads, p)| {
                 let Some(v) = uploads.remove(upload_id)? else {
                     return Err(abort(Rejected::Condition(())));
                 };
@@ -387,6 +406,7 @@ impl MetaStore {
                 decode::<UploadRecord>(&v).map_err(|e| abort(e.into()))
             })
         })
+        .map(|removed| self.unflushed(removed))
         .map_err(tx_err)
     }
 
@@ -399,12 +419,12 @@ impl MetaStore {
     /// Inserts a KMS key unless one with that name exists (returns false then).
     pub fn insert_kms_key(&self, name: &str, value: &[u8]) -> Result<bool, StoreError> {
         Ok(self
-            .mutate(|| self.kms.compare_and_swap(name, None as Option<&[u8]>, Some(value)))?
+            .mutate(|g| self.kms.compare_and_swap(g, name, None as Option<&[u8]>, Some(value)))?
             .is_ok())
     }
 
     pub fn put_kms_key(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.mutate(|| self.kms.insert(name, value))?;
+        self.mutate(|g| self.kms.insert(g, name, value))?;
         Ok(())
     }
 
@@ -426,15 +446,15 @@ impl MetaStore {
     }
 
     /// The trees whose records may carry an object's sealed data key.
-    pub fn encrypted_record_trees(&self) -> [&sled::Tree; 3] {
+    pub fn encrypted_record_trees(&self) -> [&GatedTree; 3] {
         [&self.objects, &self.versions, &self.uploads]
     }
 
     /// Replaces a record in one of [`MetaStore::encrypted_record_trees`] if it still is `old`
     /// (re-sealing); false when it changed meanwhile.
-    pub fn replace_record(&self, tree: &sled::Tree, key: &[u8], old: &[u8], new: Vec<u8>) -> Result<bool, StoreError> {
+    pub fn replace_record(&self, tree: &GatedTree, key: &[u8], old: &[u8], new: Vec<u8>) -> Result<bool, StoreError> {
         Ok(self
-            .mutate(|| tree.compare_and_swap(key, Some(old), Some(new)))?
+            .mutate(|g| tree.compare_and_swap(g, key, Some(old), Some(new)))?
             .is_ok())
     }
 
@@ -451,12 +471,12 @@ impl MetaStore {
 
     pub fn put_key(&self, access_key: &str, rec: &KeyRecord) -> Result<(), StoreError> {
         let value = encode(rec)?;
-        self.mutate(|| self.keys.insert(access_key, value))?;
+        self.mutate(|g| self.keys.insert(g, access_key, value))?;
         Ok(())
     }
 
     pub fn delete_key(&self, access_key: &str) -> Result<bool, StoreError> {
-        Ok(self.mutate(|| self.keys.remove(access_key))?.is_some())
+        Ok(self.mutate(|g| self.keys.remove(g, access_key))?.is_some())
     }
 
     pub fn keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
@@ -466,66 +486,5 @@ impl MetaStore {
             out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod gate_tests {
-    /// Source check: every sled mutation in an `impl MetaStore` file runs inside
-    /// `MetaStore::mutate` (found within a few lines before the call), so a change added
-    /// without the write gate fails here rather than silently breaking backup consistency.
-    #[test]
-    fn every_sled_mutation_goes_through_the_write_gate() {
-        const MUTATORS: [&str; 7] = [
-            ".insert(",
-            ".remove(",
-            ".compare_and_swap(",
-            ".transaction(",
-            ".apply_batch(",
-            ".update_and_fetch(",
-            ".fetch_and_update(",
-        ];
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
-        let mut checked = 0;
-        for entry in std::fs::read_dir(&dir).expect("src/store") {
-            let path = entry.expect("entry").path();
-            let src = std::fs::read_to_string(&path).expect("read source");
-            if !src.contains("impl MetaStore") {
-                continue;
-            }
-            let lines: Vec<&str> = src.lines().collect();
-            let mut in_impl = false;
-            for (i, line) in lines.iter().enumerate() {
-                // Only inside `impl MetaStore` is `self` the store (elsewhere it may hold
-                // transactional trees); top-level items start in column 0.
-                if line.starts_with("impl MetaStore") {
-                    in_impl = true;
-                } else if !line.is_empty() && !line.starts_with(' ') {
-                    in_impl = false;
-                }
-                let code = line.trim_start();
-                if !in_impl || code.starts_with("//") {
-                    continue;
-                }
-                // Receivers that are sled trees of `self` (transactional trees inside a
-                // `transaction` closure are covered by the closure's own gate).
-                let direct =
-                    code.contains("self.") || code.starts_with(".transaction(") || code.starts_with(").transaction(");
-                if direct && MUTATORS.iter().any(|m| code.contains(m)) {
-                    checked += 1;
-                    let from = i.saturating_sub(10);
-                    assert!(
-                        lines[from..=i].iter().any(|l| l.contains("mutate(")),
-                        "{}:{}: sled mutation outside MetaStore::mutate: {code}",
-                        path.display(),
-                        i + 1
-                    );
-                }
-            }
-        }
-        assert!(
-            checked >= 10,
-            "found only {checked} mutations: the check is looking in the wrong place"
-        );
     }
 }

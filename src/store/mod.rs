@@ -13,8 +13,10 @@ pub mod bitrot;
 pub mod blob;
 pub mod commit;
 pub mod crypto;
+pub mod durable;
 pub mod faults;
 pub mod fsck;
+pub mod gate;
 pub mod integrity;
 pub mod keyring;
 pub mod meta;
@@ -31,6 +33,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 pub use blob::BlobStore;
+pub use durable::{Retires, Unflushed};
 pub use meta::MetaStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,11 +107,10 @@ impl Store {
         let parts = self.meta.parts(upload_id)?;
         let numbers: Vec<u32> = parts.iter().map(|(n, _)| *n).collect();
         match self.meta.remove_upload(upload_id, &numbers) {
-            Ok(_) => {}
+            Ok(removed) => removed.durable().await?,
             Err(meta::Rejected::Condition(())) => return Ok(None),
             Err(meta::Rejected::Store(e)) => return Err(e),
-        }
-        self.meta.durable().await?;
+        };
         let bytes = parts.iter().map(|(_, p)| p.blob.size).sum();
         self.blobs.remove(parts.into_iter().map(|(_, p)| p.blob).collect());
         Ok(Some(bytes))

@@ -42,25 +42,30 @@ impl MetaStore {
         }
         let base_len = prefix.len();
         // Inside the backup write gate, like every sled mutation.
-        self.mutate(|| {
-            (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
-                let mut removed = Vec::with_capacity(found.len());
-                for (tree, k) in &found {
-                    let (gone, key) = match tree {
-                        Tree::Noncurrent => (versions.remove(k.clone())?, key_of_version(k, base_len)),
-                        Tree::Latest => (objects.remove(k.clone())?, k.get(base_len..).unwrap_or_default()),
-                    };
-                    // Removed meanwhile by a concurrent delete: nothing left to free.
-                    let Some(v) = gone else { continue };
-                    let rec: ObjectRecord = decode(&v).map_err(|e| abort(Rejected::<()>::Store(e)))?;
-                    if *tree == Tree::Noncurrent && !rec.versioned {
-                        // The index entry of a noncurrent null version goes with it.
-                        nulls.remove(object_key(bucket, &String::from_utf8_lossy(key)))?;
+        self.mutate(|g| {
+            (
+                self.objects.under(g),
+                self.versions.under(g),
+                self.null_versions.under(g),
+            )
+                .transaction(|(objects, versions, nulls)| {
+                    let mut removed = Vec::with_capacity(found.len());
+                    for (tree, k) in &found {
+                        let (gone, key) = match tree {
+                            Tree::Noncurrent => (versions.remove(k.clone())?, key_of_version(k, base_len)),
+                            Tree::Latest => (objects.remove(k.clone())?, k.get(base_len..).unwrap_or_default()),
+                        };
+                        // Removed meanwhile by a concurrent delete: nothing left to free.
+                        let Some(v) = gone else { continue };
+                        let rec: ObjectRecord = decode(&v).map_err(|e| abort(Rejected::<()>::Store(e)))?;
+                        if *tree == Tree::Noncurrent && !rec.versioned {
+                            // The index entry of a noncurrent null version goes with it.
+                            nulls.remove(object_key(bucket, &String::from_utf8_lossy(key)))?;
+                        }
+                        removed.push((String::from_utf8_lossy(key).into_owned(), rec));
                     }
-                    removed.push((String::from_utf8_lossy(key).into_owned(), rec));
-                }
-                Ok(removed)
-            })
+                    Ok(removed)
+                })
         })
         .map_err(|e| match tx_err::<()>(e) {
             Rejected::Store(s) => s,
@@ -108,7 +113,9 @@ mod tests {
         let put = |b: &str, k: &str, r: ObjectRecord, mode| {
             meta.put_version(b, k, &r, mode, |_| Ok::<(), ()>(()))
                 .map_err(|_| "put")
-                .expect("put");
+                .expect("put")
+                .durable_blocking()
+                .expect("durable");
         };
         // A null version made noncurrent, versioned ones, a delete marker.
         put("b", "k", rec(&meta, false, false), VersioningMode::Unversioned);

@@ -65,12 +65,16 @@ impl Store {
                 r.storage_class = to;
             }
         });
+        let updated = match updated {
+            Ok(Some(change)) => change.durable().await.map(Some),
+            other => other.map(|_| None),
+        };
         let applied = matches!(&updated, Ok(Some(r)) if r.version_id == target && r.storage_class == to && r.blobs() == copied.as_slice());
         if !applied {
+            // Not flipped (a concurrent change, or gone): the record never named the copies.
             self.blobs.remove(newly_copied(&old, &copied));
             return updated.map(|_| false);
         }
-        self.meta.durable().await?;
         // The hot originals: readers that opened them before the flip finish within the grace.
         self.blobs.remove(old.into_iter().filter(|b| !b.cold).collect());
         Ok(true)
@@ -148,7 +152,9 @@ mod tests {
             .meta
             .put_version("bkt", "k", &rec, VersioningMode::Unversioned, |_| Ok::<(), ()>(()))
             .map_err(|_| "put")
-            .expect("put version");
+            .expect("put version")
+            .durable_blocking()
+            .expect("durable");
 
         assert!(store
             .transition_version("bkt", "k", "null", StorageClass::StandardIa)
@@ -228,7 +234,9 @@ mod tests {
             .meta
             .put_version("bkt", "k", &rec, VersioningMode::Unversioned, |_| Ok::<(), ()>(()))
             .map_err(|_| "put")
-            .expect("put version");
+            .expect("put version")
+            .durable_blocking()
+            .expect("durable");
         let before = crate::metrics::global().bitrot_count();
         assert!(!store
             .transition_version("bkt", "k", "null", StorageClass::StandardIa)

@@ -165,7 +165,9 @@ mod tests {
         let put = |b: &str, k: &str, r: &ObjectRecord| {
             meta.put_version(b, k, r, VersioningMode::Enabled, |_| Ok::<(), ()>(()))
                 .map_err(|_| "put")
-                .expect("put");
+                .expect("put")
+                .durable_blocking()
+                .expect("durable");
         };
         put("a", "k1", &rec(1, 10, false));
         put("a", "k1", &rec(2, 20, false)); // k1@10 becomes noncurrent
@@ -202,7 +204,11 @@ mod tests {
                 last_modified_ms: 0,
                 checksums: Default::default(),
             };
-            meta.put_part("u1", n, &part).map_err(|_| "part").expect("part");
+            meta.put_part("u1", n, &part)
+                .map_err(|_| "part")
+                .expect("part")
+                .durable_blocking()
+                .expect("durable");
         }
         let a = Usage {
             objects: 1,

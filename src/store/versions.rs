@@ -10,6 +10,7 @@
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
+use super::durable::{Retires, Unflushed};
 use super::meta::{abort, object_key, part_key, tx_err, MetaStore, Rejected};
 use super::records::{decode, encode, ObjectRecord, VersioningMode, NULL_VERSION};
 use super::StoreError;
@@ -61,6 +62,31 @@ pub struct DeletedVersion {
     pub record: ObjectRecord,
 }
 
+/// What S3 DELETE without a version id did: the marker it wrote, if any, and what it retired.
+#[derive(Debug)]
+pub struct DeletedCurrent {
+    pub marker: Option<ObjectRecord>,
+    pub change: VersionChange,
+}
+
+impl Retires for VersionChange {
+    fn retired(&self) -> &[ObjectRecord] {
+        &self.retired
+    }
+}
+
+impl Retires for DeletedVersion {
+    fn retired(&self) -> &[ObjectRecord] {
+        std::slice::from_ref(&self.record)
+    }
+}
+
+impl Retires for DeletedCurrent {
+    fn retired(&self) -> &[ObjectRecord] {
+        &self.change.retired
+    }
+}
+
 type Tx<'a> = &'a TransactionalTree;
 
 fn get_rec<E>(
@@ -89,19 +115,25 @@ impl MetaStore {
         rec: &ObjectRecord,
         mode: VersioningMode,
         check: impl Fn(Option<&ObjectRecord>) -> Result<(), E>,
-    ) -> Result<VersionChange, Rejected<E>> {
+    ) -> Result<Unflushed<VersionChange>, Rejected<E>> {
         let ok = object_key(bucket, key);
         let value = encode(rec)?;
-        self.mutate(|| {
-            (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
-                let trees = LatestTrees {
-                    objects,
-                    versions,
-                    nulls,
-                };
-                trees.write_latest(bucket, key, &ok, &value, mode, &check)
-            })
+        self.mutate(|g| {
+            (
+                self.objects.under(g),
+                self.versions.under(g),
+                self.null_versions.under(g),
+            )
+                .transaction(|(objects, versions, nulls)| {
+                    let trees = LatestTrees {
+                        objects,
+                        versions,
+                        nulls,
+                    };
+                    trees.write_latest(bucket, key, &ok, &value, mode, &check)
+                })
         })
+        .map(|change| self.unflushed(change))
         .map_err(tx_err)
     }
 
@@ -118,18 +150,18 @@ impl MetaStore {
         rec: &ObjectRecord,
         mode: VersioningMode,
         check: impl Fn(Option<&ObjectRecord>) -> Result<(), E>,
-    ) -> Result<VersionChange, Rejected<Option<E>>> {
+    ) -> Result<Unflushed<VersionChange>, Rejected<Option<E>>> {
         let part_keys: Vec<Vec<u8>> = parts.iter().map(|n| part_key(upload_id, *n)).collect();
         let ok = object_key(bucket, key);
         let value = encode(rec)?;
         let check = |cur: Option<&ObjectRecord>| check(cur).map_err(Some);
-        self.mutate(|| {
+        self.mutate(|g| {
             (
-                &self.uploads,
-                &self.parts,
-                &self.objects,
-                &self.versions,
-                &self.null_versions,
+                self.uploads.under(g),
+                self.parts.under(g),
+                self.objects.under(g),
+                self.versions.under(g),
+                self.null_versions.under(g),
             )
                 .transaction(|(uploads, p, objects, versions, nulls)| {
                     if uploads.remove(upload_id)?.is_none() {
@@ -146,6 +178,7 @@ impl MetaStore {
                     trees.write_latest(bucket, key, &ok, &value, mode, &check)
                 })
         })
+        .map(|change| self.unflushed(change))
         .map_err(tx_err)
     }
 
@@ -158,7 +191,7 @@ impl MetaStore {
         key: &str,
         mode: VersioningMode,
         marker: Option<&ObjectRecord>,
-    ) -> Result<(Option<ObjectRecord>, VersionChange), StoreError> {
+    ) -> Result<Unflushed<DeletedCurrent>, StoreError> {
         self.delete_current_if(bucket, key, mode, marker, None)?
             .ok_or_else(|| StoreError::Corrupt("unexpected delete condition".into()))
     }
@@ -173,40 +206,52 @@ impl MetaStore {
         mode: VersioningMode,
         marker: Option<&ObjectRecord>,
         expected: Option<&str>,
-    ) -> Result<Option<(Option<ObjectRecord>, VersionChange)>, StoreError> {
+    ) -> Result<Option<Unflushed<DeletedCurrent>>, StoreError> {
         let ok = object_key(bucket, key);
         let nk = ok.clone();
         let marker_value = marker.map(encode).transpose()?;
-        self.mutate(|| {
-            (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
-                let old = get_rec::<()>(objects, &ok)?;
-                if let Some(want) = expected {
-                    if !old.as_ref().is_some_and(|o| o.version_id == want && !o.delete_marker) {
-                        return Err(abort(Rejected::Condition(())));
-                    }
-                }
-                let mut retired = Vec::new();
-                match (&marker_value, mode) {
-                    (Some(m), VersioningMode::Enabled | VersioningMode::Suspended) => {
-                        if let Some(old) = old {
-                            demote(bucket, key, old, mode, versions, nulls, &nk, &mut retired)?;
+        self.mutate(|g| {
+            (
+                self.objects.under(g),
+                self.versions.under(g),
+                self.null_versions.under(g),
+            )
+                .transaction(|(objects, versions, nulls)| {
+                    let old = get_rec::<()>(objects, &ok)?;
+                    if let Some(want) = expected {
+                        if !old.as_ref().is_some_and(|o| o.version_id == want && !o.delete_marker) {
+                            return Err(abort(Rejected::Condition(())));
                         }
-                        if mode == VersioningMode::Suspended {
-                            retire_noncurrent_null(bucket, key, versions, nulls, &nk, &mut retired)?;
-                        }
-                        objects.insert(ok.as_slice(), m.as_slice())?;
-                        Ok(Some((marker.cloned(), VersionChange { retired })))
                     }
-                    _ => {
-                        if let Some(old) = old {
-                            objects.remove(ok.as_slice())?;
-                            retired.push(old);
+                    let mut retired = Vec::new();
+                    match (&marker_value, mode) {
+                        (Some(m), VersioningMode::Enabled | VersioningMode::Suspended) => {
+                            if let Some(old) = old {
+                                demote(bucket, key, old, mode, versions, nulls, &nk, &mut retired)?;
+                            }
+                            if mode == VersioningMode::Suspended {
+                                retire_noncurrent_null(bucket, key, versions, nulls, &nk, &mut retired)?;
+                            }
+                            objects.insert(ok.as_slice(), m.as_slice())?;
+                            Ok(Some(DeletedCurrent {
+                                marker: marker.cloned(),
+                                change: VersionChange { retired },
+                            }))
                         }
-                        Ok(Some((None, VersionChange { retired })))
+                        _ => {
+                            if let Some(old) = old {
+                                objects.remove(ok.as_slice())?;
+                                retired.push(old);
+                            }
+                            Ok(Some(DeletedCurrent {
+                                marker: None,
+                                change: VersionChange { retired },
+                            }))
+                        }
                     }
-                }
-            })
+                })
         })
+        .map(|done| done.map(|d| self.unflushed(d)))
         .or_else(|e| match tx_err::<()>(e) {
             Rejected::Store(s) => Err(s),
             Rejected::Condition(()) => Ok(None),
@@ -220,7 +265,7 @@ impl MetaStore {
         bucket: &str,
         key: &str,
         version_id: &str,
-    ) -> Result<Option<DeletedVersion>, StoreError> {
+    ) -> Result<Option<Unflushed<DeletedVersion>>, StoreError> {
         self.delete_version_if(bucket, key, version_id, Expect::Any)
     }
 
@@ -232,7 +277,7 @@ impl MetaStore {
         key: &str,
         version_id: &str,
         expect: Expect<'_>,
-    ) -> Result<Option<DeletedVersion>, StoreError> {
+    ) -> Result<Option<Unflushed<DeletedVersion>>, StoreError> {
         let target_seq = if version_id == NULL_VERSION {
             None
         } else {
@@ -252,7 +297,7 @@ impl MetaStore {
                 .transpose()?;
             let newest = newest.as_ref().map(|(k, _)| k);
             match self.try_delete_version(bucket, key, version_id, target_seq, newest, expect)? {
-                Attempt::Done(d) => return Ok(d.map(|b| *b)),
+                Attempt::Done(d) => return Ok(d.map(|b| self.unflushed(*b))),
                 Attempt::Stale => continue,
             }
         }
@@ -271,61 +316,66 @@ impl MetaStore {
         expect: Expect<'_>,
     ) -> Result<Attempt, StoreError> {
         let ok = object_key(bucket, key);
-        let result = self.mutate(|| {
-            (&self.objects, &self.versions, &self.null_versions).transaction(|(objects, versions, nulls)| {
-                let current = get_rec::<()>(objects, &ok)?;
-                if let Some(cur) = current.filter(|c| c.client_version_id() == version_id) {
-                    let refused = match expect {
-                        Expect::Any => false,
-                        Expect::Noncurrent(_) => true,
-                        Expect::OnlyVersion(id) => newest.is_some() || cur.version_id != id,
-                    };
-                    if refused {
-                        return Ok(Attempt::Done(None));
+        let result = self.mutate(|g| {
+            (
+                self.objects.under(g),
+                self.versions.under(g),
+                self.null_versions.under(g),
+            )
+                .transaction(|(objects, versions, nulls)| {
+                    let current = get_rec::<()>(objects, &ok)?;
+                    if let Some(cur) = current.filter(|c| c.client_version_id() == version_id) {
+                        let refused = match expect {
+                            Expect::Any => false,
+                            Expect::Noncurrent(_) => true,
+                            Expect::OnlyVersion(id) => newest.is_some() || cur.version_id != id,
+                        };
+                        if refused {
+                            return Ok(Attempt::Done(None));
+                        }
+                        match newest {
+                            Some(vk) => {
+                                let Some(v) = versions.remove(vk.as_ref())? else {
+                                    return Ok(Attempt::Stale);
+                                };
+                                let promoted = decode::<ObjectRecord>(&v).map_err(|e| abort(e.into()))?;
+                                if !promoted.versioned {
+                                    nulls.remove(ok.as_slice())?;
+                                }
+                                objects.insert(ok.as_slice(), v)?;
+                            }
+                            None => {
+                                objects.remove(ok.as_slice())?;
+                            }
+                        }
+                        return Ok(Attempt::Done(Some(Box::new(DeletedVersion { record: cur }))));
                     }
-                    match newest {
-                        Some(vk) => {
-                            let Some(v) = versions.remove(vk.as_ref())? else {
-                                return Ok(Attempt::Stale);
-                            };
-                            let promoted = decode::<ObjectRecord>(&v).map_err(|e| abort(e.into()))?;
-                            if !promoted.versioned {
+                    let seq = match target_seq {
+                        Some(seq) => Some(seq),
+                        None => match nulls.get(ok.as_slice())? {
+                            Some(v) => <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes),
+                            None => None,
+                        },
+                    };
+                    let Some(seq) = seq.filter(|_| !matches!(expect, Expect::OnlyVersion(_))) else {
+                        return Ok(Attempt::Done(None));
+                    };
+                    let vk = version_key(bucket, key, seq);
+                    let same_record = |rec: &ObjectRecord| match expect {
+                        Expect::Noncurrent(id) => rec.version_id == id,
+                        _ => true,
+                    };
+                    match get_rec::<()>(versions, &vk)? {
+                        Some(rec) if rec.client_version_id() == version_id && same_record(&rec) => {
+                            versions.remove(vk.as_slice())?;
+                            if !rec.versioned {
                                 nulls.remove(ok.as_slice())?;
                             }
-                            objects.insert(ok.as_slice(), v)?;
+                            Ok(Attempt::Done(Some(Box::new(DeletedVersion { record: rec }))))
                         }
-                        None => {
-                            objects.remove(ok.as_slice())?;
-                        }
+                        _ => Ok(Attempt::Done(None)),
                     }
-                    return Ok(Attempt::Done(Some(Box::new(DeletedVersion { record: cur }))));
-                }
-                let seq = match target_seq {
-                    Some(seq) => Some(seq),
-                    None => match nulls.get(ok.as_slice())? {
-                        Some(v) => <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes),
-                        None => None,
-                    },
-                };
-                let Some(seq) = seq.filter(|_| !matches!(expect, Expect::OnlyVersion(_))) else {
-                    return Ok(Attempt::Done(None));
-                };
-                let vk = version_key(bucket, key, seq);
-                let same_record = |rec: &ObjectRecord| match expect {
-                    Expect::Noncurrent(id) => rec.version_id == id,
-                    _ => true,
-                };
-                match get_rec::<()>(versions, &vk)? {
-                    Some(rec) if rec.client_version_id() == version_id && same_record(&rec) => {
-                        versions.remove(vk.as_slice())?;
-                        if !rec.versioned {
-                            nulls.remove(ok.as_slice())?;
-                        }
-                        Ok(Attempt::Done(Some(Box::new(DeletedVersion { record: rec }))))
-                    }
-                    _ => Ok(Attempt::Done(None)),
-                }
-            })
+                })
         });
         result.map_err(|e| match tx_err::<()>(e) {
             Rejected::Store(s) => s,
@@ -396,7 +446,7 @@ impl MetaStore {
         key: &str,
         version_id: Option<&str>,
         change: impl Fn(&mut ObjectRecord),
-    ) -> Result<Option<ObjectRecord>, StoreError> {
+    ) -> Result<Option<Unflushed<ObjectRecord>>, StoreError> {
         let ok = object_key(bucket, key);
         let noncurrent_seq = match version_id {
             None => None,
@@ -406,8 +456,8 @@ impl MetaStore {
             },
             Some(v) => ObjectRecord::seq_of_version_id(v),
         };
-        let result = self.mutate(|| {
-            (&self.objects, &self.versions).transaction(|(objects, versions)| {
+        let result = self.mutate(|g| {
+            (self.objects.under(g), self.versions.under(g)).transaction(|(objects, versions)| {
                 let mut at = ok.clone();
                 let mut rec = get_rec::<()>(objects, &ok)?;
                 if let (Some(v), Some(cur)) = (version_id, &rec) {
@@ -432,10 +482,12 @@ impl MetaStore {
                 Ok(Some(rec))
             })
         });
-        result.map_err(|e| match tx_err::<()>(e) {
-            Rejected::Store(s) => s,
-            Rejected::Condition(()) => StoreError::Corrupt("unexpected update condition".into()),
-        })
+        result
+            .map(|updated| updated.map(|r| self.unflushed(r)))
+            .map_err(|e| match tx_err::<()>(e) {
+                Rejected::Store(s) => s,
+                Rejected::Condition(()) => StoreError::Corrupt("unexpected update condition".into()),
+            })
     }
 
     /// Every version of every key in `bucket` (latest, then noncurrent), delete markers
@@ -579,7 +631,10 @@ mod tests {
     }
 
     fn put(meta: &MetaStore, r: &ObjectRecord, mode: VersioningMode) {
-        meta.put_version("b", "k", r, mode, |_| Ok::<(), ()>(())).expect("put");
+        meta.put_version("b", "k", r, mode, |_| Ok::<(), ()>(()))
+            .expect("put")
+            .durable_blocking()
+            .expect("durable");
     }
 
     #[test]
@@ -606,7 +661,8 @@ mod tests {
         assert!(r.expect("store").is_none(), "v1 is not the latest");
         let r = meta.delete_version_if("b", "k", &v1.version_id, Expect::Noncurrent(&v1.version_id));
         assert_eq!(
-            r.expect("store").map(|d| d.record.version_id),
+            r.expect("store")
+                .map(|d| d.durable_blocking().expect("durable").record.version_id),
             Some(v1.version_id.clone())
         );
         // Expire v2 (still current): a marker on top.
@@ -629,6 +685,10 @@ mod tests {
         let r = meta.delete_version_if("b", "k", NULL_VERSION, Expect::Noncurrent("someone-else"));
         assert!(r.expect("store").is_none());
         let r = meta.delete_version_if("b", "k", NULL_VERSION, Expect::Noncurrent(&n1.version_id));
-        assert_eq!(r.expect("store").map(|d| d.record.version_id), Some(n1.version_id));
+        assert_eq!(
+            r.expect("store")
+                .map(|d| d.durable_blocking().expect("durable").record.version_id),
+            Some(n1.version_id)
+        );
     }
 }

@@ -248,6 +248,57 @@ async fn put_crash_at_meta_durable() {
 }
 
 /// Metadata points are on the inline path too (objects ≤ 16 KiB live in their record).
+/// DeleteObject goes through the same commit tail as PUT (`Strata::settle`): `k` holds A; a
+/// DELETE crashes the server at `point`; after recovery `k` is absent or holds exactly A, whose
+/// bytes are all still readable (a deleted version's blob is freed only once the delete is
+/// durable), and the disk holds exactly the blobs the records name.
+async fn delete_crash_at(point: &str) {
+    let a = random_bytes(MIB + 4321, 3);
+    let (mut server, bucket) = armed_server_with(point, &a).await;
+    let result = server.client().delete_object().bucket(&bucket).key("k").send().await;
+    assert!(
+        result.is_err(),
+        "DELETE with STRATA_CRASH_AT={point} was acknowledged: the crash point was not reached"
+    );
+    expect_abort(&mut server, point);
+
+    let got = recovered_state(&mut server, &bucket, "k").await;
+    let present = match &got {
+        None => false,
+        Some(body) if body == &a => true,
+        other => panic!(
+            "crash at {point} in a DELETE: k must hold A or nothing, got {}",
+            describe_body(other)
+        ),
+    };
+    if point == "meta-durable" {
+        assert!(
+            !present,
+            "crash at meta-durable: the delete was flushed, k must be gone"
+        );
+    }
+    eprintln!("delete crash at {point}: k {}", if present { "kept" } else { "gone" });
+    let client = server.client();
+    put(&client, &bucket, "after", b"after the crash".to_vec()).await;
+    drop(client);
+    let summary = stop_and_check_disk(&mut server, Some(usize::from(present)));
+    assert_eq!(
+        summary.objects,
+        1 + u64::from(present),
+        "fsck object count: {summary:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_crash_at_meta_applied() {
+    delete_crash_at("meta-applied").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_crash_at_meta_durable() {
+    delete_crash_at("meta-durable").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inline_put_crash_at_meta_points() {
     for point in ["meta-applied", "meta-durable"] {
