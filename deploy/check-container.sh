@@ -24,6 +24,6 @@ cmd=$(grep -E '^CMD ' Dockerfile | sed -E 's/^CMD \["([a-z-]+)".*/\1/')
 "$STRATA" "$cmd" --help >/dev/null && say "strata $cmd exists" || { say "strata $cmd is not a command"; fail=1; }
 
 # The HEALTHCHECK endpoint is one the server answers.
-grep -q '/_strata/health' src/server.rs && grep -q '/_strata/health' Dockerfile \
+grep -q '/_strata/health' src/http/server.rs && grep -q '/_strata/health' Dockerfile \
     || { say "HEALTHCHECK endpoint is not served"; fail=1; }
 exit $fail

@@ -476,40 +476,56 @@ async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
-/// Binds `cfg.listen` (and `tls.http_listen`), prints `listening on http://ADDR` (or
-/// `https://`; a plain listener beside HTTPS is announced first as `also listening on
-/// http://ADDR`), and serves until `shutdown` resolves.
-pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let (service, lifecycle) = build_service(&cfg, &store, &root)?;
-    lifecycle.spawn_schedule();
-    let tls = match cfg.tls.files() {
-        Some((cert, key)) => Some(crate::http::tls::Tls::load(cert, key)?),
-        None => None,
-    };
-    let listener = bind(cfg.listen).await?;
-    let addr = listener.local_addr()?;
-    let (main_kind, scheme) = match &tls {
-        Some(tls) => (Kind::Tls(tls.clone()), "https"),
-        None => (Kind::Plain, "http"),
-    };
-    let plain_listener = match cfg.tls.http_listen.filter(|_| tls.is_some()) {
-        Some(a) => Some(bind(a).await?),
-        None => None,
-    };
-    let plain_kind = if cfg.tls.redirect_http {
-        Kind::Redirect(addr.port())
-    } else {
-        Kind::Plain
-    };
-    let website_listener = match cfg.website.listen {
-        Some(a) => Some(bind(a).await?),
-        None => None,
-    };
-    crate::http::tls::Tls::reload_on_sighup(tls.clone())?;
-    {
+/// The sockets one server accepts on, and what each kind of connection gets.
+struct Listeners {
+    /// `listen`: HTTPS with TLS configured, else plain HTTP.
+    main: TcpListener,
+    main_kind: Kind,
+    scheme: &'static str,
+    /// `tls.http_listen` beside HTTPS: plain, or redirecting to HTTPS.
+    plain: Option<TcpListener>,
+    plain_kind: Kind,
+    /// `website.listen`: every request a website request.
+    website: Option<TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(cfg: &Config, tls: Option<&Arc<crate::http::tls::Tls>>) -> anyhow::Result<Self> {
+        let main = bind(cfg.listen).await?;
+        let (main_kind, scheme) = match tls {
+            Some(tls) => (Kind::Tls(tls.clone()), "https"),
+            None => (Kind::Plain, "http"),
+        };
+        let plain = match cfg.tls.http_listen.filter(|_| tls.is_some()) {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        let plain_kind = if cfg.tls.redirect_http {
+            Kind::Redirect(main.local_addr()?.port())
+        } else {
+            Kind::Plain
+        };
+        let website = match cfg.website.listen {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        Ok(Self {
+            main,
+            main_kind,
+            scheme,
+            plain,
+            plain_kind,
+            website,
+        })
+    }
+
+    /// Prints where the server listens (tests and scripts read the last line).
+    fn announce(&self, cfg: &Config) -> anyhow::Result<()> {
         use std::io::Write;
+        let addr = self.main.local_addr()?;
+        let scheme = self.scheme;
         let mut out = std::io::stdout().lock();
-        if let Some(website) = &website_listener {
+        if let Some(website) = &self.website {
             writeln!(out, "website on http://{}", website.local_addr()?)?;
         }
         if !cfg.website.domain.is_empty() {
@@ -520,16 +536,130 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
                 addr.port()
             )?;
         }
-        if let Some(plain) = &plain_listener {
+        if let Some(plain) = &self.plain {
             let plain_addr = plain.local_addr()?;
-            match plain_kind {
+            match self.plain_kind {
                 Kind::Redirect(_) => writeln!(out, "also listening on http://{plain_addr} (redirects to https)")?,
                 _ => writeln!(out, "also listening on http://{plain_addr}")?,
             }
         }
         writeln!(out, "listening on {scheme}://{addr}")?;
         out.flush()?;
+        Ok(())
     }
+
+    /// The next connection from any listener, with the kind it came in on.
+    async fn accept(&self) -> (std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>, Kind) {
+        tokio::select! {
+            res = self.main.accept() => (res, self.main_kind.clone()),
+            res = accept_from(self.plain.as_ref()) => (res, self.plain_kind.clone()),
+            res = accept_from(self.website.as_ref()) => (res, Kind::Website),
+        }
+    }
+}
+
+/// hyper's connection settings: HTTP/1.1 and HTTP/2 with bounded headers and read timeout.
+fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(cfg.limits.header_read_timeout_secs))
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder.http2().max_header_list_size(MAX_HEADER_BYTES as u32);
+    builder
+}
+
+/// One request, wrapped: a request id and an operation slot in the extensions, the route,
+/// then the request metrics, the `x-amz-request-id` header and the access log line.
+async fn handle(
+    service: S3Service,
+    front: Front,
+    peer: std::net::SocketAddr,
+    mut req: http::Request<Incoming>,
+) -> http::Response<Counted<Body>> {
+    let request_id = format!("{:016X}", rand::random::<u64>());
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let op_slot = crate::metrics::OpSlot::default();
+    let fallback_op = super::fallback_op(&method, &path, req.headers());
+    req.extensions_mut().insert(op_slot.clone());
+    req.extensions_mut()
+        .insert(crate::s3::errors::RequestId(request_id.clone()));
+    let mut resp = route(service, front, peer, req).await;
+    crate::metrics::global().request(
+        op_slot.get().unwrap_or(fallback_op),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    tracing::info!(
+        target: "strata::access",
+        request_id = %request_id,
+        %peer,
+        %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+    );
+    resp.map(|b| Counted::new(b, Direction::Sent))
+}
+
+/// Serves one accepted connection to its end: the TLS handshake or the first request bytes
+/// within `first_byte_timeout`, then HTTP until the client or a graceful shutdown closes it.
+async fn serve_connection<S>(
+    kind: Kind,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    builder: auto::Builder<TokioExecutor>,
+    svc: S,
+    watcher: hyper_util::server::graceful::Watcher,
+    first_byte_timeout: Duration,
+) where
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<Counted<Body>>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let stream = match kind {
+        Kind::Tls(tls) => match tls.accept(stream, first_byte_timeout).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS connection closed before a request");
+                return;
+            }
+        },
+        Kind::Plain | Kind::Redirect(_) | Kind::Website => {
+            if !request_started(&stream, first_byte_timeout).await {
+                tracing::debug!(%peer, "closed a connection that sent no request in time");
+                return;
+            }
+            crate::http::tls::Stream::Plain(stream)
+        }
+    };
+    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Binds `cfg.listen` (and `tls.http_listen`), prints `listening on http://ADDR` (or
+/// `https://`; a plain listener beside HTTPS is announced first as `also listening on
+/// http://ADDR`), and serves until `shutdown` resolves.
+pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let (service, lifecycle) = build_service(&cfg, &store, &root)?;
+    lifecycle.spawn_schedule();
+    let tls = match cfg.tls.files() {
+        Some((cert, key)) => Some(crate::http::tls::Tls::load(cert, key)?),
+        None => None,
+    };
+    let listeners = Listeners::bind(&cfg, tls.as_ref()).await?;
+    crate::http::tls::Tls::reload_on_sighup(tls.clone())?;
+    listeners.announce(&cfg)?;
+    let addr = listeners.main.local_addr()?;
     tracing::info!(%addr, tls = tls.is_some(), data_dir = %cfg.data_dir.display(), "strata is serving");
     let metrics = Arc::new(crate::http::metrics::Endpoint::new(
         cfg.metrics.clone(),
@@ -542,14 +672,8 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
             meta: store.meta.clone(),
         }),
     ));
-
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(cfg.limits.header_read_timeout_secs))
-        .max_buf_size(MAX_HEADER_BYTES);
-    builder.http2().max_header_list_size(MAX_HEADER_BYTES as u32);
+    let builder = http_builder(&cfg);
+    let first_byte_timeout = Duration::from_secs(cfg.limits.header_read_timeout_secs);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -564,9 +688,7 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
             () = &mut shutdown => break,
         };
         let (accepted, kind) = tokio::select! {
-            res = listener.accept() => (res, main_kind.clone()),
-            res = accept_from(plain_listener.as_ref()) => (res, plain_kind.clone()),
-            res = accept_from(website_listener.as_ref()) => (res, Kind::Website),
+            accepted = listeners.accept() => accepted,
             () = &mut shutdown => break,
         };
         let (stream, peer) = match accepted {
@@ -579,13 +701,15 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        let mut front = Front {
+        let front = Front {
             store: store.clone(),
             xml_limit: cfg.limits.max_xml_body_bytes,
             domain: cfg.domain.clone(),
             secure: matches!(kind, Kind::Tls(_)),
-            redirect_to_port: None,
+            redirect_to_port: match kind {
+                Kind::Redirect(port) => Some(port),
+                _ => None,
+            },
             metrics: metrics.clone(),
             website: crate::http::website::WebsiteHosts {
                 domain: cfg.website.domain.clone(),
@@ -593,68 +717,15 @@ pub async fn serve(cfg: Config, store: Store, root: RootKey, shutdown: impl Futu
             },
             signing_region: signing_region.clone(),
         };
-        if let Kind::Redirect(port) = kind {
-            front.redirect_to_port = Some(port);
-        }
-        let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-            let service = service.clone();
-            let front = front.clone();
-            async move {
-                let request_id = format!("{:016X}", rand::random::<u64>());
-                let started = std::time::Instant::now();
-                let method = req.method().clone();
-                let path = req.uri().path().to_string();
-                let op_slot = crate::metrics::OpSlot::default();
-                let fallback_op = super::fallback_op(&method, &path, req.headers());
-                req.extensions_mut().insert(op_slot.clone());
-                req.extensions_mut()
-                    .insert(crate::s3::errors::RequestId(request_id.clone()));
-                let mut resp = route(service, front, peer, req).await;
-                crate::metrics::global().request(
-                    op_slot.get().unwrap_or(fallback_op),
-                    resp.status().as_u16(),
-                    started.elapsed(),
-                );
-                if let Ok(v) = http::HeaderValue::from_str(&request_id) {
-                    resp.headers_mut().insert("x-amz-request-id", v);
-                }
-                tracing::info!(
-                    target: "strata::access",
-                    request_id = %request_id,
-                    %peer,
-                    %method,
-                    path = %path,
-                    status = resp.status().as_u16(),
-                    micros = started.elapsed().as_micros() as u64,
-                );
-                Ok::<_, Infallible>(resp.map(|b| Counted::new(b, Direction::Sent)))
-            }
+        let service = service.clone();
+        let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            let (service, front) = (service.clone(), front.clone());
+            async move { Ok::<_, Infallible>(handle(service, front, peer, req).await) }
         });
-        let watcher = graceful.watcher();
-        let builder = builder.clone();
-        let first_byte_timeout = Duration::from_secs(cfg.limits.header_read_timeout_secs);
+        let (watcher, builder) = (graceful.watcher(), builder.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let stream = match kind {
-                Kind::Tls(tls) => match tls.accept(stream, first_byte_timeout).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "TLS connection closed before a request");
-                        return;
-                    }
-                },
-                Kind::Plain | Kind::Redirect(_) | Kind::Website => {
-                    if !request_started(&stream, first_byte_timeout).await {
-                        tracing::debug!(%peer, "closed a connection that sent no request in time");
-                        return;
-                    }
-                    crate::http::tls::Stream::Plain(stream)
-                }
-            };
-            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            serve_connection(kind, stream, peer, builder, svc, watcher, first_byte_timeout).await;
         });
     }
 

@@ -215,28 +215,15 @@ pub async fn upload_part(s: &Strata, req: S3Request<UploadPartInput>) -> S3Resul
     }))
 }
 
-pub async fn complete(
-    s: &Strata,
-    req: S3Request<CompleteMultipartUploadInput>,
-) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let input = req.input;
-    let bucket = s.bucket(&input.bucket)?;
-    let up = upload(s, &input.bucket, &input.key, &input.upload_id)?;
-    let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
-    if requested.is_empty() {
-        return Err(errors::malformed_xml_because("You must specify at least one part"));
-    }
-    let stored: std::collections::BTreeMap<u32, PartRecord> = s
-        .store
-        .meta
-        .parts(&input.upload_id)
-        .map_err(store_error)?
-        .into_iter()
-        .collect();
-
+/// The parts a CompleteMultipartUpload names, checked as S3 checks them: ascending numbers,
+/// each uploaded with the given ETag and checksums, every part but the last at least 5 MiB.
+fn choose_parts<'a>(
+    requested: &[CompletedPart],
+    stored: &'a std::collections::BTreeMap<u32, PartRecord>,
+) -> S3Result<Vec<&'a PartRecord>> {
     let mut chosen: Vec<&PartRecord> = Vec::with_capacity(requested.len());
     let mut last_number = 0;
-    for p in &requested {
+    for p in requested {
         let n = p
             .part_number
             .ok_or_else(|| errors::invalid_part("A part number is missing"))?;
@@ -275,14 +262,23 @@ pub async fn complete(
             return Err(errors::entity_too_small());
         }
     }
+    Ok(chosen)
+}
 
+/// S3's ETag of a multipart object: the MD5 of the parts' MD5s, then `-<part count>`.
+fn multipart_etag(chosen: &[&PartRecord]) -> String {
     let mut md5s = Md5::new();
-    for p in &chosen {
+    for p in chosen {
         md5s.update(&p.blob.md5);
     }
-    let object_etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
-    let sums: Vec<_> = chosen.iter().map(|p| (&p.checksums, p.blob.size)).collect();
-    let checksums = checksum::multipart(up.checksum_algorithm.as_deref(), up.checksum_type.as_deref(), &sums);
+    format!("{}-{}", hex::encode(md5s.finalize()), chosen.len())
+}
+
+/// Whole-object checksums the client sent with CompleteMultipartUpload must match ours.
+fn check_claimed_object_checksums(
+    input: &CompleteMultipartUploadInput,
+    checksums: &crate::store::records::Checksums,
+) -> S3Result<()> {
     let claims = [
         (&input.checksum_crc32, &checksums.crc32),
         (&input.checksum_crc32c, &checksums.crc32c),
@@ -299,6 +295,33 @@ pub async fn complete(
             }
         }
     }
+    Ok(())
+}
+
+pub async fn complete(
+    s: &Strata,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let mut input = req.input;
+    let bucket = s.bucket(&input.bucket)?;
+    let up = upload(s, &input.bucket, &input.key, &input.upload_id)?;
+    let requested = input.multipart_upload.take().and_then(|m| m.parts).unwrap_or_default();
+    if requested.is_empty() {
+        return Err(errors::malformed_xml_because("You must specify at least one part"));
+    }
+    let stored: std::collections::BTreeMap<u32, PartRecord> = s
+        .store
+        .meta
+        .parts(&input.upload_id)
+        .map_err(store_error)?
+        .into_iter()
+        .collect();
+
+    let chosen = choose_parts(&requested, &stored)?;
+    let object_etag = multipart_etag(&chosen);
+    let sums: Vec<_> = chosen.iter().map(|p| (&p.checksums, p.blob.size)).collect();
+    let checksums = checksum::multipart(up.checksum_algorithm.as_deref(), up.checksum_type.as_deref(), &sums);
+    check_claimed_object_checksums(&input, &checksums)?;
 
     let blobs: Vec<BlobRef> = chosen.iter().map(|p| p.blob.clone()).collect();
     let used: std::collections::HashSet<&str> = blobs.iter().map(|b| b.id.as_str()).collect();
