@@ -8,6 +8,8 @@
 //! raw HTTP, offline tools). A test usually starts with one line:
 //! `let (server, client, bucket) = TestServer::with_bucket("tag").await;`.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is a failed test
+
 mod fixtures;
 
 mod access_control;
