@@ -181,8 +181,8 @@ impl BucketAdmin {
                 break;
             }
         }
-        let uploads = meta.uploads().map_err(store_error)?;
-        for (id, _) in uploads.into_iter().filter(|(_, u)| u.bucket == name) {
+        let uploads = meta.uploads_in(name).map_err(store_error)?;
+        for (id, _) in uploads {
             self.abort_upload(&id, &mut done).await?;
         }
         meta.delete_bucket(name).map_err(store_error)?;

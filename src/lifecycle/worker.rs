@@ -220,8 +220,8 @@ impl Lifecycle {
             return Ok(());
         }
         // Multipart uploads whose key matches a rule with AbortIncompleteMultipartUpload.
-        for (id, up) in self.store.meta.uploads()? {
-            if up.bucket != bucket || !abort_upload_due(rules, &up.key, up.initiated_ms, report.now_ms) {
+        for (id, up) in self.store.meta.uploads_in(bucket)? {
+            if !abort_upload_due(rules, &up.key, up.initiated_ms, report.now_ms) {
                 continue;
             }
             if report.actions() >= self.settings.max_actions_per_run {

@@ -46,8 +46,8 @@ pub async fn delete(s: &Strata, req: S3Request<DeleteBucketInput>) -> S3Result<S
         return Err(errors::bucket_not_empty());
     }
     // In-progress multipart uploads die with the bucket.
-    let uploads = s.store.meta.uploads().map_err(store_error)?;
-    for (id, _) in uploads.into_iter().filter(|(_, u)| u.bucket == name) {
+    let uploads = s.store.meta.uploads_in(&name).map_err(store_error)?;
+    for (id, _) in uploads {
         super::multipart::discard_upload(s, &id).await?;
     }
     s.store.meta.delete_bucket(&name).map_err(store_error)?;

@@ -479,10 +479,10 @@ pub async fn list_uploads(
     let mut uploads: Vec<(String, UploadRecord)> = s
         .store
         .meta
-        .uploads()
+        .uploads_in(&input.bucket)
         .map_err(store_error)?
         .into_iter()
-        .filter(|(_, u)| u.bucket == input.bucket && u.key.starts_with(&prefix))
+        .filter(|(_, u)| u.key.starts_with(&prefix))
         .filter(|(id, u)| match &id_marker {
             Some(m) if u.key == key_marker => id.as_str() > m.as_str(),
             _ => u.key.as_str() > key_marker.as_str() || key_marker.is_empty(),

@@ -24,9 +24,24 @@ pub struct WriteGate(RwLock<()>);
 impl WriteGate {
     /// The shared side, for one change ([`super::meta::MetaStore::mutate`]).
     pub(super) fn enter(&self) -> Gate<'_> {
-        Gate {
-            _shared: self.0.read().unwrap_or_else(|p| p.into_inner()),
-        }
+        let shared = match self.0.try_read() {
+            Ok(shared) => shared,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            // A snapshot holds or wants the exclusive side. On a tokio worker, waiting here
+            // would stall every other task queued on that worker (reads included) for the
+            // whole pause: hand them to another thread first. Elsewhere (blocking threads,
+            // offline tools, a current-thread runtime) just wait.
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let wait = || self.0.read().unwrap_or_else(|p| p.into_inner());
+                match tokio::runtime::Handle::try_current() {
+                    Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                        tokio::task::block_in_place(wait)
+                    }
+                    _ => wait(),
+                }
+            }
+        };
+        Gate { _shared: shared }
     }
 
     /// The exclusive side, for a snapshot: changes in flight finish first, new ones wait.

@@ -47,6 +47,10 @@ pub struct MetaStore {
     kms: GatedTree,
     /// Object versions whose bytes failed a check, for scrub (see [`super::bitrot`]).
     pub(super) suspects: GatedTree,
+    /// Multipart uploads by bucket: bucket, `0x00`, upload id → empty. Kept in the same
+    /// transactions as `uploads`, so listing or aborting one bucket's uploads never scans
+    /// every bucket's.
+    pub(super) upload_index: GatedTree,
     commit: Option<Arc<GroupCommit>>,
     /// Shared by every mutation, exclusive for a snapshot (see [`super::gate`]).
     gate: Arc<WriteGate>,
@@ -111,6 +115,15 @@ pub(super) fn part_key(upload_id: &str, part: u32) -> Vec<u8> {
     k
 }
 
+/// `upload_index` key of one upload (bucket names never contain NUL).
+pub(super) fn upload_index_key(bucket: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + 1 + upload_id.len());
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(upload_id.as_bytes());
+    k
+}
+
 fn parts_prefix(upload_id: &str) -> Vec<u8> {
     let mut k = upload_id.as_bytes().to_vec();
     k.push(b'/');
@@ -136,6 +149,7 @@ impl MetaStore {
             keys: GatedTree::new(db.open_tree("keys")?),
             kms: GatedTree::new(db.open_tree("kms")?),
             suspects: GatedTree::new(db.open_tree("suspects")?),
+            upload_index: GatedTree::new(db.open_tree("upload_index")?),
             db,
             commit: None,
             gate: Arc::new(WriteGate::default()),
@@ -334,8 +348,55 @@ impl MetaStore {
 
     pub fn put_upload(&self, id: &str, rec: &UploadRecord) -> Result<(), StoreError> {
         let value = encode(rec)?;
-        self.mutate(|g| self.uploads.insert(g, id, value))?;
-        Ok(())
+        let ik = upload_index_key(&rec.bucket, id);
+        self.mutate(|g| {
+            (self.uploads.under(g), self.upload_index.under(g)).transaction(|(uploads, index)| {
+                uploads.insert(id.as_bytes(), value.as_slice())?;
+                index.insert(ik.as_slice(), &[] as &[u8])?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<Rejected<()>>>(())
+            })
+        })
+        .map_err(|e| match tx_err::<()>(e) {
+            Rejected::Store(s) => s,
+            Rejected::Condition(()) => StoreError::Corrupt("unexpected upload condition".into()),
+        })
+    }
+
+    /// The incomplete uploads of one bucket (through `upload_index`, not a scan of all).
+    pub fn uploads_in(&self, bucket: &str) -> Result<Vec<(String, UploadRecord)>, StoreError> {
+        let prefix = upload_index_key(bucket, "");
+        let mut out = Vec::new();
+        for item in self.upload_index.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            // Gone between the two reads (completed or aborted meanwhile): not listed.
+            if let Some(rec) = self.upload(&id)? {
+                out.push((id, rec));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds `upload_index` from `uploads` when they disagree (a data dir or a backup
+    /// from before the index existed). Called once at start-up.
+    pub fn ensure_upload_index(&self) -> Result<bool, StoreError> {
+        if self.upload_index.len() == self.uploads.len() {
+            return Ok(false);
+        }
+        let all = self.uploads()?;
+        self.mutate(|g| -> Result<(), StoreError> {
+            for item in self.upload_index.iter() {
+                let (k, _) = item?;
+                self.upload_index.remove(g, k)?;
+            }
+            for (id, rec) in &all {
+                self.upload_index
+                    .insert(g, upload_index_key(&rec.bucket, id), &[] as &[u8])?;
+            }
+            Ok(())
+        })?;
+        self.flush_blocking()?;
+        Ok(true)
     }
 
     pub fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
@@ -396,15 +457,19 @@ impl MetaStore {
     pub fn remove_upload(&self, upload_id: &str, parts: &[u32]) -> Result<Unflushed<UploadRecord>, Rejected<()>> {
         let keys: Vec<Vec<u8>> = parts.iter().map(|n| part_key(upload_id, *n)).collect();
         self.mutate(|g| {
-            (self.uploads.under(g), self.parts.under(g)).transaction(|(uploads, p)| {
-                let Some(v) = uploads.remove(upload_id)? else {
-                    return Err(abort(Rejected::Condition(())));
-                };
-                for k in &keys {
-                    p.remove(k.as_slice())?;
-                }
-                decode::<UploadRecord>(&v).map_err(|e| abort(e.into()))
-            })
+            (self.uploads.under(g), self.parts.under(g), self.upload_index.under(g)).transaction(
+                |(uploads, p, index)| {
+                    let Some(v) = uploads.remove(upload_id)? else {
+                        return Err(abort(Rejected::Condition(())));
+                    };
+                    for k in &keys {
+                        p.remove(k.as_slice())?;
+                    }
+                    let rec = decode::<UploadRecord>(&v).map_err(|e| abort(e.into()))?;
+                    index.remove(upload_index_key(&rec.bucket, upload_id))?;
+                    Ok(rec)
+                },
+            )
         })
         .map(|removed| self.unflushed(removed))
         .map_err(tx_err)
@@ -486,5 +551,72 @@ impl MetaStore {
             out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod upload_index_tests {
+    use super::*;
+    use crate::store::records::encode;
+
+    fn upload(bucket: &str, key: &str) -> UploadRecord {
+        UploadRecord {
+            bucket: bucket.into(),
+            key: key.into(),
+            owner: "o".into(),
+            initiated_ms: 0,
+            headers: Default::default(),
+            user_metadata: Default::default(),
+            checksum_algorithm: None,
+            checksum_type: None,
+            acl: None,
+            tags: Vec::new(),
+            encryption: None,
+            storage_class: Default::default(),
+        }
+    }
+
+    fn ids(meta: &MetaStore, bucket: &str) -> Vec<String> {
+        let mut v: Vec<String> = meta
+            .uploads_in(bucket)
+            .expect("uploads_in")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn each_bucket_lists_only_its_uploads_and_removal_updates_the_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = MetaStore::open(dir.path(), 1 << 20).expect("open");
+        meta.put_upload("u1", &upload("a", "k1")).expect("put");
+        meta.put_upload("u2", &upload("a", "k2")).expect("put");
+        // "ab" shares a's first byte: the NUL separator keeps the prefixes apart.
+        meta.put_upload("u3", &upload("ab", "k1")).expect("put");
+        assert_eq!(ids(&meta, "a"), ["u1", "u2"]);
+        assert_eq!(ids(&meta, "ab"), ["u3"]);
+        assert!(ids(&meta, "b").is_empty());
+        let removed = meta.remove_upload("u1", &[]).map_err(|_| "remove").expect("remove");
+        assert_eq!(removed.durable_blocking().expect("durable").key, "k1");
+        assert_eq!(ids(&meta, "a"), ["u2"]);
+        assert!(!meta.ensure_upload_index().expect("ensure"), "index and uploads agree");
+    }
+
+    #[test]
+    fn an_index_missing_from_an_older_data_dir_is_rebuilt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = MetaStore::open(dir.path(), 1 << 20).expect("open");
+        // Upload records as a data dir from before the index holds them: no index entries.
+        let raw = vec![
+            (b"u1".to_vec(), encode(&upload("a", "k")).expect("encode")),
+            (b"u2".to_vec(), encode(&upload("b", "k")).expect("encode")),
+        ];
+        meta.import(b"uploads", raw).expect("import");
+        assert!(ids(&meta, "a").is_empty());
+        assert!(meta.ensure_upload_index().expect("ensure"), "rebuilt");
+        assert_eq!(ids(&meta, "a"), ["u1"]);
+        assert_eq!(ids(&meta, "b"), ["u2"]);
     }
 }

@@ -120,6 +120,9 @@ impl Store {
     pub fn open(data_dir: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let meta = MetaStore::open(data_dir, opts.metadata_cache_bytes)?;
+        if meta.ensure_upload_index()? {
+            tracing::info!("rebuilt the per-bucket index of multipart uploads");
+        }
         let cold_dir = opts.cold_dir.clone().unwrap_or_else(|| data_dir.join("cold"));
         let blobs = BlobStore::open(data_dir, &cold_dir, opts.delete_grace, opts.body_idle_timeout)?;
         blobs.limit_held_unlinks(opts.max_held_unlinks);

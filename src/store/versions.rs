@@ -11,7 +11,7 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
 use super::durable::{Retires, Unflushed};
-use super::meta::{abort, object_key, part_key, tx_err, MetaStore, Rejected};
+use super::meta::{abort, object_key, part_key, tx_err, upload_index_key, MetaStore, Rejected};
 use super::records::{decode, encode, ObjectRecord, VersioningMode, NULL_VERSION};
 use super::StoreError;
 
@@ -162,11 +162,13 @@ impl MetaStore {
                 self.objects.under(g),
                 self.versions.under(g),
                 self.null_versions.under(g),
+                self.upload_index.under(g),
             )
-                .transaction(|(uploads, p, objects, versions, nulls)| {
+                .transaction(|(uploads, p, objects, versions, nulls, index)| {
                     if uploads.remove(upload_id)?.is_none() {
                         return Err(abort(Rejected::Condition(None)));
                     }
+                    index.remove(upload_index_key(bucket, upload_id).as_slice())?;
                     for k in &part_keys {
                         p.remove(k.as_slice())?;
                     }
