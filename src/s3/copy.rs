@@ -16,7 +16,9 @@ use super::multipart::{check_part_number, into_blob, record_part};
 use super::object::{commit_object, discard, publish_body};
 use super::read::{object_stream, ObjectStream, Purpose};
 use super::{caller, check_key, etag, object_headers, reported_version, Strata};
-use crate::store::records::{ObjectRecord, PartRecord};
+use crate::store::blob::Ingested;
+use crate::store::crypto::Key256;
+use crate::store::records::{BucketRecord, ObjectData, ObjectRecord, PartRecord, StorageClass};
 use crate::util::{ms_to_timestamp, now_ms};
 
 /// The bucket, key and (optional) version id a copy reads from.
@@ -69,8 +71,8 @@ async fn ingest_source(
     source: ObjectStream,
     hasher: ChecksumHasher,
     inline_max: usize,
-    seal: Option<&crate::store::crypto::Key256>,
-) -> S3Result<crate::store::blob::Ingested> {
+    seal: Option<&Key256>,
+) -> S3Result<Ingested> {
     let corrupt = source.corruption();
     match s.store.blobs.ingest(source, hasher, inline_max, u64::MAX, seal).await {
         Ok(i) => Ok(i),
@@ -138,14 +140,10 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
     // S3: a copy is STANDARD unless it names a class; copying onto itself with a class is
     // how clients change an object's class.
     let storage_class = super::storage_class::requested(input.storage_class.as_ref())?;
-    if !replace
-        && !changes_encryption
-        && input.storage_class.is_none()
-        && same_version
-        && src_bucket == input.bucket
-        && src_key == input.key
-        && input.checksum_algorithm.is_none()
-    {
+    let onto_itself = same_version && src_bucket == input.bucket && src_key == input.key;
+    let changes_nothing =
+        !replace && !changes_encryption && input.storage_class.is_none() && input.checksum_algorithm.is_none();
+    if onto_itself && changes_nothing {
         return Err(errors::invalid_request("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."));
     }
     let (headers, user_metadata) = if replace {
@@ -177,21 +175,8 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         Purpose::Copy,
         request_id,
     );
-    let ingested = ingest_source(
-        s,
-        source,
-        hasher,
-        s.limits.inline_max_bytes,
-        encryption.as_ref().map(|(_, k)| k),
-    )
-    .await?;
-    let data = match publish_body(s, &ingested, storage_class).await {
-        Ok(d) => d,
-        Err(e) => {
-            discard(s, &ingested);
-            return Err(e);
-        }
-    };
+    let seal = encryption.as_ref().map(|(_, k)| k);
+    let (ingested, data) = copy_bytes(s, source, hasher, seal, storage_class).await?;
     let stamp = match s.new_version(&bucket) {
         Ok(v) => v,
         Err(e) => {
@@ -220,16 +205,45 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
         restored_until_ms: None,
     };
     let rec = commit_object(s, &bucket, &input.bucket, &input.key, rec, None, None).await?;
-    let c = checksum::to_dto(&rec.checksums);
     let src_bucket_rec = s.bucket(&src_bucket)?;
+    Ok(S3Response::new(copy_output(&bucket, &rec, &src_bucket_rec, &src)))
+}
+
+/// Streams the (verified) source bytes into a new blob and publishes it on `class`'s volume.
+/// Nothing is left behind on failure.
+async fn copy_bytes(
+    s: &Strata,
+    source: ObjectStream,
+    hasher: ChecksumHasher,
+    seal: Option<&Key256>,
+    class: StorageClass,
+) -> S3Result<(Ingested, ObjectData)> {
+    let ingested = ingest_source(s, source, hasher, s.limits.inline_max_bytes, seal).await?;
+    match publish_body(s, &ingested, class).await {
+        Ok(data) => Ok((ingested, data)),
+        Err(e) => {
+            discard(s, &ingested);
+            Err(e)
+        }
+    }
+}
+
+/// CopyObject's answer: the new version, the source version, the new ETag and checksums.
+fn copy_output(
+    bucket: &BucketRecord,
+    rec: &ObjectRecord,
+    src_bucket: &BucketRecord,
+    src: &ObjectRecord,
+) -> CopyObjectOutput {
+    let c = checksum::to_dto(&rec.checksums);
     let sse = report(rec.encryption.as_ref());
-    Ok(S3Response::new(CopyObjectOutput {
+    CopyObjectOutput {
         server_side_encryption: sse.server_side_encryption,
         ssekms_key_id: sse.kms_key_id,
         sse_customer_algorithm: sse.customer_algorithm,
         sse_customer_key_md5: sse.customer_key_md5,
-        version_id: reported_version(&bucket, &rec),
-        copy_source_version_id: reported_version(&src_bucket_rec, &src),
+        version_id: reported_version(bucket, rec),
+        copy_source_version_id: reported_version(src_bucket, src),
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&rec.etag)),
             last_modified: Some(ms_to_timestamp(rec.last_modified_ms)),
@@ -241,7 +255,7 @@ pub async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Resul
             checksum_type: c.checksum_type,
         }),
         ..Default::default()
-    }))
+    }
 }
 
 /// Parses `bytes=first-last` (both required, inclusive) against an object of `size` bytes.

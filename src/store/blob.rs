@@ -293,73 +293,20 @@ impl BlobStore {
         let id = Self::new_id();
         let path = self.tmp_path(&id);
         let file = File::create(&path).map_err(StoreError::from)?;
-        let mut sealer = seal.map(|k| SegmentSealer::new(BlobCipher::new(k, &id)));
         let block_size = super::integrity::new_blob_block_size();
-        let mut table = block_size.map(TableBuilder::new);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
-        let writer = tokio::task::spawn_blocking(move || -> io::Result<(Md5, crc_fast::Digest, ChecksumHasher)> {
-            let mut out = io::BufWriter::with_capacity(CHUNK, file);
-            let mut sealed = Vec::new();
-            // Every byte written to the file's data goes through here: the CRC-64 and the
-            // block table cover exactly the bytes on disk.
-            let mut on_disk = |bytes: &[u8], out: &mut io::BufWriter<File>| {
-                crc.update(bytes);
-                if let Some(t) = table.as_mut() {
-                    t.update(bytes);
-                }
-                out.write_all(bytes)
-            };
-            while let Some(chunk) = rx.blocking_recv() {
-                md5.update(&chunk);
-                hasher.update(&chunk);
-                match sealer.as_mut() {
-                    Some(s) => {
-                        sealed.clear();
-                        s.update(&chunk, &mut sealed).map_err(io::Error::other)?;
-                        on_disk(&sealed, &mut out)?;
-                    }
-                    None => on_disk(&chunk, &mut out)?,
-                }
-            }
-            if let Some(s) = sealer {
-                sealed.clear();
-                s.finish(&mut sealed).map_err(io::Error::other)?;
-                on_disk(&sealed, &mut out)?;
-            }
-            crash_point(CrashPoint::BlobWritten);
-            if let Some(t) = table {
-                out.write_all(&t.finish())?;
-            }
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            crash_point(CrashPoint::BlobTableWritten);
-            file.sync_all()?;
-            crash_point(CrashPoint::BlobSynced);
-            Ok((md5, crc, hasher))
-        });
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let writer = BlobWriter {
+            md5,
+            crc,
+            hasher,
+            sealer: seal.map(|k| SegmentSealer::new(BlobCipher::new(k, &id))),
+            table: block_size.map(TableBuilder::new),
+        };
+        let writer = tokio::task::spawn_blocking(move || writer.write(file, rx));
 
-        let result = async {
-            let mut pending = head;
-            pending.extend_from_slice(&overflow);
-            while let Some(chunk) = next_chunk(&mut body, idle).await? {
-                let chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
-                size += chunk.len() as u64;
-                if size > max_size {
-                    return Err(IngestError::TooLarge);
-                }
-                pending.extend_from_slice(&chunk);
-                if pending.len() >= CHUNK {
-                    let full = pending.split().freeze();
-                    if tx.send(full).await.is_err() {
-                        break; // writer failed; its error is reported below
-                    }
-                }
-            }
-            if !pending.is_empty() {
-                let _ = tx.send(pending.freeze()).await;
-            }
-            Ok(())
-        }
-        .await;
+        let mut pending = head;
+        pending.extend_from_slice(&overflow);
+        let result = feed_writer(&mut body, pending, &tx, &mut size, max_size, idle).await;
         drop(tx);
         let written = writer.await.map_err(|e| StoreError::Io(io::Error::other(e)));
 
@@ -527,4 +474,102 @@ impl BlobStore {
             .map_err(|e| StoreError::Io(io::Error::other(e)))??;
         Ok(())
     }
+}
+
+/// The blocking half of an ingest: hashes every chunk (MD5 and the client's checksums over
+/// the plaintext), seals it when encrypting, and writes it; the CRC-64 and the block table
+/// cover exactly the bytes on disk. Then the table, then one fsync, with the crash points
+/// between the steps.
+struct BlobWriter {
+    md5: Md5,
+    crc: crc_fast::Digest,
+    hasher: ChecksumHasher,
+    sealer: Option<SegmentSealer>,
+    table: Option<TableBuilder>,
+}
+
+impl BlobWriter {
+    fn write(
+        mut self,
+        file: File,
+        mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    ) -> io::Result<(Md5, crc_fast::Digest, ChecksumHasher)> {
+        let mut out = io::BufWriter::with_capacity(CHUNK, file);
+        let mut sealed = Vec::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            self.md5.update(&chunk);
+            self.hasher.update(&chunk);
+            match self.sealer.as_mut() {
+                Some(s) => {
+                    sealed.clear();
+                    s.update(&chunk, &mut sealed).map_err(io::Error::other)?;
+                    Self::on_disk(&mut self.crc, &mut self.table, &sealed, &mut out)?;
+                }
+                None => Self::on_disk(&mut self.crc, &mut self.table, &chunk, &mut out)?,
+            }
+        }
+        if let Some(s) = self.sealer.take() {
+            sealed.clear();
+            s.finish(&mut sealed).map_err(io::Error::other)?;
+            Self::on_disk(&mut self.crc, &mut self.table, &sealed, &mut out)?;
+        }
+        crash_point(CrashPoint::BlobWritten);
+        if let Some(t) = self.table {
+            out.write_all(&t.finish())?;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        crash_point(CrashPoint::BlobTableWritten);
+        file.sync_all()?;
+        crash_point(CrashPoint::BlobSynced);
+        Ok((self.md5, self.crc, self.hasher))
+    }
+
+    /// Every byte of the file's data goes through here.
+    fn on_disk(
+        crc: &mut crc_fast::Digest,
+        table: &mut Option<TableBuilder>,
+        bytes: &[u8],
+        out: &mut io::BufWriter<File>,
+    ) -> io::Result<()> {
+        crc.update(bytes);
+        if let Some(t) = table.as_mut() {
+            t.update(bytes);
+        }
+        out.write_all(bytes)
+    }
+}
+
+/// The async half of an ingest: reads the rest of the body (bounded by `max_size` and the
+/// idle timeout) and hands it to the writer in `CHUNK`-sized pieces. A writer that failed
+/// closes the channel; its error is the one reported.
+async fn feed_writer<S, E>(
+    body: &mut S,
+    mut pending: BytesMut,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+    size: &mut u64,
+    max_size: u64,
+    idle: std::time::Duration,
+) -> Result<(), IngestError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    while let Some(chunk) = next_chunk(body, idle).await? {
+        let chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
+        *size += chunk.len() as u64;
+        if *size > max_size {
+            return Err(IngestError::TooLarge);
+        }
+        pending.extend_from_slice(&chunk);
+        if pending.len() >= CHUNK {
+            let full = pending.split().freeze();
+            if tx.send(full).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let _ = tx.send(pending.freeze()).await;
+    }
+    Ok(())
 }
