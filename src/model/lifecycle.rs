@@ -326,105 +326,33 @@ fn rule_from_dto(index: usize, r: &dto::LifecycleRule) -> Result<Rule, S3Error> 
         noncurrent_transitions: Vec::new(),
     };
     if let Some(e) = &r.expiration {
-        let given = [
-            e.days.is_some(),
-            e.date.is_some(),
-            e.expired_object_delete_marker.is_some(),
-        ];
-        if given.iter().filter(|g| **g).count() != 1 {
-            return Err(malformed(
-                name,
-                "Expiration holds exactly one of Days, Date and ExpiredObjectDeleteMarker",
-            ));
-        }
-        rule.expiration = match (e.days, &e.date, e.expired_object_delete_marker) {
-            (Some(d), _, _) => Some(Expiration::Days(days(name, "Days", d, 1)?)),
-            (_, Some(t), _) => Some(Expiration::Date(midnight(name, "Date", t)?)),
-            (_, _, Some(true)) => {
-                if rule.has_tag_filter() {
-                    return Err(invalid(
-                        name,
-                        "ExpiredObjectDeleteMarker cannot be specified with a tag-based filter",
-                    ));
-                }
-                Some(Expiration::ExpiredObjectDeleteMarker)
-            }
-            _ => None,
-        };
+        rule.expiration = expiration_from_dto(name, e, rule.has_tag_filter())?;
     }
     if let Some(n) = &r.noncurrent_version_expiration {
-        let Some(d) = n.noncurrent_days else {
-            return Err(malformed(name, "NoncurrentVersionExpiration needs NoncurrentDays"));
-        };
-        rule.noncurrent_expiration = Some(NoncurrentExpiration {
-            days: days(name, "NoncurrentDays", d, 1)?,
-            newer_versions: newer_versions(name, n.newer_noncurrent_versions)?,
-        });
+        rule.noncurrent_expiration = Some(noncurrent_expiration_from_dto(name, n)?);
     }
     if let Some(a) = &r.abort_incomplete_multipart_upload {
-        let Some(d) = a.days_after_initiation else {
-            return Err(malformed(
-                name,
-                "AbortIncompleteMultipartUpload needs DaysAfterInitiation",
-            ));
-        };
-        if rule.has_tag_filter() {
-            return Err(invalid(
-                name,
-                "Tag-based filter cannot be used with AbortIncompleteMultipartUpload",
-            ));
-        }
-        if rule.has_size_filter() {
-            return Err(invalid(
-                name,
-                "Object size filters cannot be used with AbortIncompleteMultipartUpload",
-            ));
-        }
-        rule.abort_multipart_days = Some(days(name, "DaysAfterInitiation", d, 1)?);
+        rule.abort_multipart_days = Some(abort_days_from_dto(name, a, &rule)?);
     }
     for t in r.transitions.as_deref().unwrap_or_default() {
-        let class = class(name, t.storage_class.as_ref())?;
-        let when = match (t.days, &t.date) {
-            (Some(d), None) => When::Days(days(name, "Days", d, 0)?),
-            (None, Some(date)) => When::Date(midnight(name, "Date", date)?),
-            _ => return Err(malformed(name, "Transition holds exactly one of Days and Date")),
-        };
-        if class == TargetClass::StandardIa && matches!(when, When::Days(d) if d < MIN_STANDARD_IA_DAYS) {
+        let t = transition_from_dto(name, t)?;
+        if rule.transitions.iter().any(|x| x.class == t.class) {
             return Err(invalid(
                 name,
-                format!("'Days' in the Transition action must be at least {MIN_STANDARD_IA_DAYS} for STANDARD_IA"),
+                format!("more than one Transition to {}", t.class.as_str()),
             ));
         }
-        if rule.transitions.iter().any(|x| x.class == class) {
-            return Err(invalid(name, format!("more than one Transition to {}", class.as_str())));
-        }
-        rule.transitions.push(Transition { when, class });
+        rule.transitions.push(t);
     }
     for t in r.noncurrent_version_transitions.as_deref().unwrap_or_default() {
-        let class = class(name, t.storage_class.as_ref())?;
-        let Some(d) = t.noncurrent_days else {
-            return Err(malformed(name, "NoncurrentVersionTransition needs NoncurrentDays"));
-        };
-        let d = days(name, "NoncurrentDays", d, 0)?;
-        if class == TargetClass::StandardIa && d < MIN_STANDARD_IA_DAYS {
+        let t = noncurrent_transition_from_dto(name, t)?;
+        if rule.noncurrent_transitions.iter().any(|x| x.class == t.class) {
             return Err(invalid(
                 name,
-                format!(
-                    "'NoncurrentDays' in the NoncurrentVersionTransition action must be at least {MIN_STANDARD_IA_DAYS} for STANDARD_IA"
-                ),
+                format!("more than one NoncurrentVersionTransition to {}", t.class.as_str()),
             ));
         }
-        if rule.noncurrent_transitions.iter().any(|x| x.class == class) {
-            return Err(invalid(
-                name,
-                format!("more than one NoncurrentVersionTransition to {}", class.as_str()),
-            ));
-        }
-        rule.noncurrent_transitions.push(NoncurrentTransition {
-            days: d,
-            newer_versions: newer_versions(name, t.newer_noncurrent_versions)?,
-            class,
-        });
+        rule.noncurrent_transitions.push(t);
     }
     check_ordering(&rule)?;
     let has_action = rule.expiration.is_some()
@@ -436,6 +364,116 @@ fn rule_from_dto(index: usize, r: &dto::LifecycleRule) -> Result<Rule, S3Error> 
         return Err(invalid(name, "At least one action needs to be specified in a rule"));
     }
     Ok(rule)
+}
+
+/// `Expiration`: exactly one of Days, Date and ExpiredObjectDeleteMarker (the last not with
+/// a tag filter).
+fn expiration_from_dto(
+    name: &str,
+    e: &dto::LifecycleExpiration,
+    tag_filter: bool,
+) -> Result<Option<Expiration>, S3Error> {
+    let given = [
+        e.days.is_some(),
+        e.date.is_some(),
+        e.expired_object_delete_marker.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(malformed(
+            name,
+            "Expiration holds exactly one of Days, Date and ExpiredObjectDeleteMarker",
+        ));
+    }
+    Ok(match (e.days, &e.date, e.expired_object_delete_marker) {
+        (Some(d), _, _) => Some(Expiration::Days(days(name, "Days", d, 1)?)),
+        (_, Some(t), _) => Some(Expiration::Date(midnight(name, "Date", t)?)),
+        (_, _, Some(true)) => {
+            if tag_filter {
+                return Err(invalid(
+                    name,
+                    "ExpiredObjectDeleteMarker cannot be specified with a tag-based filter",
+                ));
+            }
+            Some(Expiration::ExpiredObjectDeleteMarker)
+        }
+        _ => None,
+    })
+}
+
+fn noncurrent_expiration_from_dto(
+    name: &str,
+    n: &dto::NoncurrentVersionExpiration,
+) -> Result<NoncurrentExpiration, S3Error> {
+    let Some(d) = n.noncurrent_days else {
+        return Err(malformed(name, "NoncurrentVersionExpiration needs NoncurrentDays"));
+    };
+    Ok(NoncurrentExpiration {
+        days: days(name, "NoncurrentDays", d, 1)?,
+        newer_versions: newer_versions(name, n.newer_noncurrent_versions)?,
+    })
+}
+
+/// `AbortIncompleteMultipartUpload`: uploads have no tags or size, so neither filter may apply.
+fn abort_days_from_dto(name: &str, a: &dto::AbortIncompleteMultipartUpload, rule: &Rule) -> Result<u32, S3Error> {
+    let Some(d) = a.days_after_initiation else {
+        return Err(malformed(
+            name,
+            "AbortIncompleteMultipartUpload needs DaysAfterInitiation",
+        ));
+    };
+    if rule.has_tag_filter() {
+        return Err(invalid(
+            name,
+            "Tag-based filter cannot be used with AbortIncompleteMultipartUpload",
+        ));
+    }
+    if rule.has_size_filter() {
+        return Err(invalid(
+            name,
+            "Object size filters cannot be used with AbortIncompleteMultipartUpload",
+        ));
+    }
+    days(name, "DaysAfterInitiation", d, 1)
+}
+
+fn transition_from_dto(name: &str, t: &dto::Transition) -> Result<Transition, S3Error> {
+    let class = class(name, t.storage_class.as_ref())?;
+    let when = match (t.days, &t.date) {
+        (Some(d), None) => When::Days(days(name, "Days", d, 0)?),
+        (None, Some(date)) => When::Date(midnight(name, "Date", date)?),
+        _ => return Err(malformed(name, "Transition holds exactly one of Days and Date")),
+    };
+    if class == TargetClass::StandardIa && matches!(when, When::Days(d) if d < MIN_STANDARD_IA_DAYS) {
+        return Err(invalid(
+            name,
+            format!("'Days' in the Transition action must be at least {MIN_STANDARD_IA_DAYS} for STANDARD_IA"),
+        ));
+    }
+    Ok(Transition { when, class })
+}
+
+fn noncurrent_transition_from_dto(
+    name: &str,
+    t: &dto::NoncurrentVersionTransition,
+) -> Result<NoncurrentTransition, S3Error> {
+    let class = class(name, t.storage_class.as_ref())?;
+    let Some(d) = t.noncurrent_days else {
+        return Err(malformed(name, "NoncurrentVersionTransition needs NoncurrentDays"));
+    };
+    let d = days(name, "NoncurrentDays", d, 0)?;
+    if class == TargetClass::StandardIa && d < MIN_STANDARD_IA_DAYS {
+        return Err(invalid(
+            name,
+            format!(
+                "'NoncurrentDays' in the NoncurrentVersionTransition action must be at least {MIN_STANDARD_IA_DAYS} for STANDARD_IA"
+            ),
+        ));
+    }
+    Ok(NoncurrentTransition {
+        days: d,
+        newer_versions: newer_versions(name, t.newer_noncurrent_versions)?,
+        class,
+    })
 }
 
 fn newer_versions(rule: &str, v: Option<i32>) -> Result<Option<u32>, S3Error> {

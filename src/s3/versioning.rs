@@ -9,6 +9,7 @@ use super::errors::store_error;
 use super::list::{encoder, max_keys, page, Entry, DEFAULT_MAX_KEYS};
 use super::{etag, Strata};
 use crate::store::records::{ObjectRecord, Versioning};
+use crate::store::MetaStore;
 use crate::util::ms_to_timestamp;
 
 pub async fn put(
@@ -55,93 +56,51 @@ enum Listed {
     Prefix(String),
 }
 
-/// ListObjectVersions: keys in order (with a delimiter, common prefixes collapse as in
-/// ListObjects); within a key the latest version first, then the noncurrent ones newest
-/// first. `max-keys` counts versions, delete markers and prefixes. The markers resume after
-/// `version-id-marker` of `key-marker`, or after all of `key-marker`'s versions.
-pub async fn list(
-    s: &Strata,
-    req: S3Request<ListObjectVersionsInput>,
-) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    let input = req.input;
-    s.bucket(&input.bucket)?;
-    let enc = encoder(input.encoding_type.as_ref())?;
-    let max = max_keys(input.max_keys)?;
-    let prefix = input.prefix.clone().unwrap_or_default();
-    let meta = &s.store.meta;
-    let mut listed: Vec<Listed> = Vec::new();
-    let mut more = false;
+/// One page of ListObjectVersions being filled: at most `max` entries; `more` once one did
+/// not fit.
+struct Page {
+    listed: Vec<Listed>,
+    max: usize,
+    more: bool,
+}
 
-    let versions_of = |key: &str| -> S3Result<Vec<ObjectRecord>> {
-        let mut all = Vec::new();
-        if let Some(cur) = meta.object(&input.bucket, key).map_err(store_error)? {
-            all.push(cur);
-        }
-        for v in meta.noncurrent_versions(&input.bucket, key) {
-            all.push(v.map_err(store_error)?);
-        }
-        Ok(all)
-    };
-
-    // The rest of the key the previous page stopped inside.
-    if let (Some(key), Some(vmarker)) = (&input.key_marker, &input.version_id_marker) {
-        if key.starts_with(&prefix) && !vmarker.is_empty() {
-            let all = versions_of(key)?;
-            let pos = all.iter().position(|v| v.client_version_id() == vmarker.as_str());
-            let Some(pos) = pos else {
-                return Err(errors::invalid_version_id());
-            };
-            for (i, v) in all.into_iter().enumerate().skip(pos + 1) {
-                if listed.len() == max {
-                    more = true;
-                    break;
-                }
-                listed.push(Listed::Version(key.clone(), i == 0, Box::new(v)));
-            }
+impl Page {
+    fn new(max: usize) -> Self {
+        Self {
+            listed: Vec::new(),
+            max,
+            more: false,
         }
     }
-    if !more && max > 0 {
-        // Each key contributes at least one entry, so `remaining` keys always fill the page;
-        // at least one is asked for so a page filled exactly by the marker's key still learns
-        // whether anything follows.
-        let remaining = (max - listed.len()).max(1);
-        let keys = page(
-            meta,
-            &input.bucket,
-            &prefix,
-            input.delimiter.as_deref(),
-            input.key_marker.as_deref(),
-            remaining,
-            true,
-        )?;
-        'keys: for entry in keys.entries {
-            match entry {
-                Entry::Prefix(p) => {
-                    if listed.len() == max {
-                        more = true;
-                        break 'keys;
-                    }
-                    listed.push(Listed::Prefix(p));
-                }
-                Entry::Object(key, _) => {
-                    for (i, v) in versions_of(&key)?.into_iter().enumerate() {
-                        if listed.len() == max {
-                            more = true;
-                            break 'keys;
-                        }
-                        listed.push(Listed::Version(key.clone(), i == 0, Box::new(v)));
-                    }
-                }
-            }
-        }
-        more |= keys.truncated;
-    }
 
-    let (next_key, next_version) = match listed.last() {
-        Some(Listed::Version(k, _, v)) if more => (Some(k.clone()), Some(v.client_version_id().to_string())),
-        Some(Listed::Prefix(p)) if more => (Some(p.clone()), None),
-        _ => (None, None),
-    };
+    /// Adds `item` if there is room; false (and `more`) when the page is full.
+    fn push(&mut self, item: Listed) -> bool {
+        if self.listed.len() == self.max {
+            self.more = true;
+            return false;
+        }
+        self.listed.push(item);
+        true
+    }
+}
+
+/// Every version of bucket/key, the latest first, then the noncurrent ones newest first.
+fn versions_of(meta: &MetaStore, bucket: &str, key: &str) -> S3Result<Vec<ObjectRecord>> {
+    let mut all = Vec::new();
+    if let Some(cur) = meta.object(bucket, key).map_err(store_error)? {
+        all.push(cur);
+    }
+    for v in meta.noncurrent_versions(bucket, key) {
+        all.push(v.map_err(store_error)?);
+    }
+    Ok(all)
+}
+
+/// The listed entries as S3 reports them: versions, delete markers and common prefixes.
+fn entries(
+    listed: Vec<Listed>,
+    enc: &impl Fn(String) -> String,
+) -> (Vec<ObjectVersion>, Vec<DeleteMarkerEntry>, Vec<CommonPrefix>) {
     let mut versions = Vec::new();
     let mut markers = Vec::new();
     let mut prefixes = Vec::new();
@@ -168,6 +127,80 @@ pub async fn list(
             }),
         }
     }
+    (versions, markers, prefixes)
+}
+
+/// ListObjectVersions: keys in order (with a delimiter, common prefixes collapse as in
+/// ListObjects); within a key the latest version first, then the noncurrent ones newest
+/// first. `max-keys` counts versions, delete markers and prefixes. The markers resume after
+/// `version-id-marker` of `key-marker`, or after all of `key-marker`'s versions.
+pub async fn list(
+    s: &Strata,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let input = req.input;
+    s.bucket(&input.bucket)?;
+    let enc = encoder(input.encoding_type.as_ref())?;
+    let max = max_keys(input.max_keys)?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let meta = &s.store.meta;
+    let mut out = Page::new(max);
+
+    // The rest of the key the previous page stopped inside.
+    if let (Some(key), Some(vmarker)) = (&input.key_marker, &input.version_id_marker) {
+        if key.starts_with(&prefix) && !vmarker.is_empty() {
+            let all = versions_of(meta, &input.bucket, key)?;
+            let pos = all.iter().position(|v| v.client_version_id() == vmarker.as_str());
+            let Some(pos) = pos else {
+                return Err(errors::invalid_version_id());
+            };
+            for (i, v) in all.into_iter().enumerate().skip(pos + 1) {
+                if !out.push(Listed::Version(key.clone(), i == 0, Box::new(v))) {
+                    break;
+                }
+            }
+        }
+    }
+    if !out.more && max > 0 {
+        // Each key contributes at least one entry, so `remaining` keys always fill the page;
+        // at least one is asked for so a page filled exactly by the marker's key still learns
+        // whether anything follows.
+        let remaining = (max - out.listed.len()).max(1);
+        let keys = page(
+            meta,
+            &input.bucket,
+            &prefix,
+            input.delimiter.as_deref(),
+            input.key_marker.as_deref(),
+            remaining,
+            true,
+        )?;
+        'keys: for entry in keys.entries {
+            match entry {
+                Entry::Prefix(p) => {
+                    if !out.push(Listed::Prefix(p)) {
+                        break 'keys;
+                    }
+                }
+                Entry::Object(key, _) => {
+                    for (i, v) in versions_of(meta, &input.bucket, &key)?.into_iter().enumerate() {
+                        if !out.push(Listed::Version(key.clone(), i == 0, Box::new(v))) {
+                            break 'keys;
+                        }
+                    }
+                }
+            }
+        }
+        out.more |= keys.truncated;
+    }
+
+    let more = out.more;
+    let (next_key, next_version) = match out.listed.last() {
+        Some(Listed::Version(k, _, v)) if more => (Some(k.clone()), Some(v.client_version_id().to_string())),
+        Some(Listed::Prefix(p)) if more => (Some(p.clone()), None),
+        _ => (None, None),
+    };
+    let (versions, markers, prefixes) = entries(out.listed, &enc);
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: Some(enc(prefix)),
