@@ -494,13 +494,8 @@ impl std::fmt::Display for RestoreSummary {
 /// Restores the backup in `from` into `data_dir` (which must be empty or absent; offline):
 /// verifies the manifest and the dump's SHA-256, copies and verifies every blob, then loads
 /// the metadata into a fresh database.
-pub fn restore(
-    from: &Path,
-    data_dir: &Path,
-    opts: &crate::store::StoreOptions,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<RestoreSummary, BackupError> {
-    let started = Instant::now();
+/// A restore writes only into an empty or absent data dir.
+fn refuse_unless_empty(data_dir: &Path) -> Result<(), BackupError> {
     match fs::read_dir(data_dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -513,6 +508,16 @@ pub fn restore(
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
+    Ok(())
+}
+
+/// The backup's manifest and dump, the dump checked against the manifest's SHA-256, and
+/// what the dump holds.
+#[allow(clippy::type_complexity)] // four plain values, named at the one call site
+fn verified_dump(
+    from: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(dump::Manifest, PathBuf, Contents, u64), BackupError> {
     let manifest = dump::read_manifest(from).map_err(|e| BackupError::Refused(e.to_string()))?;
     let dump_path = from.join(DUMP);
     progress(Progress::Metadata);
@@ -526,8 +531,17 @@ pub fn restore(
     }
     let (contents, next_seq) =
         Contents::of_dump(&dump_path).map_err(|e| BackupError::Refused(format!("{}: {e}", dump_path.display())))?;
+    Ok((manifest, dump_path, contents, next_seq))
+}
 
-    let store = Store::open(data_dir, opts)?;
+/// Copies every blob the dump references back to its volume, each verified on the way (its
+/// block table and whole-blob checksum), then fsyncs the directories. Returns the bytes copied.
+fn restore_blobs(
+    from: &Path,
+    store: &Store,
+    contents: &Contents,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<u64, BackupError> {
     let total = contents.blobs.len() as u64;
     let mut bytes = 0u64;
     let mut last = Instant::now();
@@ -568,12 +582,29 @@ pub fn restore(
     for dir in &dirty {
         fsync_dir(dir)?;
     }
+    Ok(bytes)
+}
+
+pub fn restore(
+    from: &Path,
+    data_dir: &Path,
+    opts: &crate::store::StoreOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RestoreSummary, BackupError> {
+    let started = Instant::now();
+    refuse_unless_empty(data_dir)?;
+    let (manifest, dump_path, contents, next_seq) = verified_dump(from, progress)?;
+    let store = Store::open(data_dir, opts)?;
+    let total = contents.blobs.len() as u64;
+    let bytes = restore_blobs(from, &store, &contents, progress)?;
     match fs::read(from.join(ROOT_CREDENTIALS)) {
         Ok(bytes) => dump::write_durably(data_dir, ROOT_CREDENTIALS, &bytes)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
     load_dump(&store.meta, &dump_path)?;
+    // A backup from before the per-bucket upload index has none: build it now.
+    store.meta.ensure_upload_index()?;
     store.meta.raise_seq_floor(next_seq)?;
     store.meta.flush_blocking()?;
     Ok(RestoreSummary {
